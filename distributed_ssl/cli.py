@@ -1,0 +1,193 @@
+"""`dssl`: the command line. Thin: parse, load the config, call the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+EPILOG = """examples:
+  dssl data sample image data/digits
+  dssl data convert image ~/photos data/photos
+  dssl data inspect data/photos
+  dssl config show jobs/configs/image_simclr.yaml train.epochs=5
+  dssl train jobs/configs/image_simclr.yaml data.train=data/photos/train run.dir=runs/a
+  dssl train --resume runs/a
+  dssl eval runs/a --data data/digits
+"""
+
+
+def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
+    """`[CONFIG] key=value ...` → (config path or None, overrides)."""
+    if args and "=" not in args[0]:
+        return args[0], args[1:]
+    bad = [a for a in args if "=" not in a]
+    if bad:
+        raise SystemExit(f"error: expected key=value overrides after the config, got {bad[0]!r}")
+    return None, args
+
+
+def cmd_data_sample(ns: argparse.Namespace) -> int:
+    from distributed_ssl.data.sample_image import write_digits
+
+    if ns.modality != "image":
+        raise SystemExit(f"error: no sample set for modality {ns.modality!r} yet (available: image)")
+    manifests = write_digits(ns.out, size=ns.size, val_fraction=ns.val_fraction, shard_size=ns.shard_size)
+    for split, m in manifests.items():
+        print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, {len(m.classes)} classes")
+    return 0
+
+
+def cmd_data_convert(ns: argparse.Namespace) -> int:
+    from distributed_ssl.data.convert_image import convert_image_folder
+
+    if ns.modality != "image":
+        raise SystemExit(f"error: no converter for modality {ns.modality!r} yet (available: image)")
+    report = convert_image_folder(ns.src, ns.out, ns.shard_size, ns.val_fraction, ns.on_bad)
+    for split, m in report.manifests.items():
+        print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, classes: {m.classes or 'none'}")
+    for path, reason in report.bad_files:
+        print(f"skipped corrupt file {path}: {reason}", file=sys.stderr)
+    if report.bad_files:
+        print(f"{len(report.bad_files)} corrupt files skipped", file=sys.stderr)
+    return 0
+
+
+def cmd_data_inspect(ns: argparse.Namespace) -> int:
+    from distributed_ssl.data.inspect import describe, write_preview
+
+    print(describe(ns.path))
+    preview = ns.preview or str(Path(ns.path.rstrip("/")).name + "_preview.png")
+    try:
+        print(f"preview: {write_preview(ns.path, preview)}")
+    except ValueError as exc:
+        print(f"preview skipped: {exc}")
+    return 0
+
+
+def cmd_config_show(ns: argparse.Namespace) -> int:
+    import yaml
+
+    from distributed_ssl.config import load_config
+
+    path, overrides = _split_config_args(ns.args)
+    cfg = load_config(path, overrides)
+    print(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from distributed_ssl.config import load_config
+    from distributed_ssl.launch.run_state import CONFIG_FILE
+    from distributed_ssl.launch.summary import format_table
+    from distributed_ssl.launch.trainer import run_training
+
+    path, overrides = _split_config_args(ns.args)
+    if ns.resume:
+        if path is not None:
+            raise SystemExit("error: with --resume the run's own config is used; pass only key=value overrides")
+        cfg = load_config(Path(ns.resume) / CONFIG_FILE, overrides + [f"run.dir={ns.resume}"])
+    else:
+        if path is None:
+            raise SystemExit("error: dssl train needs a CONFIG (e.g. jobs/configs/image_simclr.yaml) or --resume")
+        cfg = load_config(path, overrides)
+    summary = run_training(cfg, resume=bool(ns.resume), overwrite=ns.overwrite)
+    print(format_table(summary))
+    print(str(Path(summary["run_dir"]) / "summary.json"))
+    return 0
+
+
+def cmd_eval(ns: argparse.Namespace) -> int:
+    from distributed_ssl.evaluation.evaluate_run import evaluate_run
+    from distributed_ssl.launch.summary import format_table
+
+    result = evaluate_run(ns.run_dir, ns.data)
+    print(format_table(result))
+    if ns.out:
+        Path(ns.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+def cmd_models(ns: argparse.Namespace) -> int:
+    from distributed_ssl.methods.registry import method_names
+    from distributed_ssl.models.registry import VIT_FLAVOURS
+
+    print("encoders (model.encoder):")
+    for name, (dim, depth, heads) in VIT_FLAVOURS.items():
+        print(f"  {name:10s} width {dim:4d}, depth {depth:2d}, heads {heads:2d}")
+    print("methods (method.name): " + ", ".join(method_names()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dssl", description="Self-supervised pretraining on Ray Train + DeepSpeed.",
+                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="make, convert and inspect shard folders")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    s = dsub.add_parser("sample", help="write a built-in labeled sample set as train/ and val/ shards")
+    s.add_argument("modality", choices=["image"])
+    s.add_argument("out", help="output folder or URI")
+    s.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    s.add_argument("--val-fraction", type=float, default=0.2)
+    s.add_argument("--shard-size", type=int, default=512, help="records per Parquet shard")
+    s.set_defaults(fn=cmd_data_sample)
+    c = dsub.add_parser("convert", help="convert a folder of files into shards (class sub-folders → labels)")
+    c.add_argument("modality", choices=["image"])
+    c.add_argument("src", help="source folder")
+    c.add_argument("out", help="output folder or URI; train/ and val/ are written below it")
+    c.add_argument("--shard-size", type=int, default=1024)
+    c.add_argument("--val-fraction", type=float, default=0.1, help="0 writes train/ only")
+    c.add_argument("--on-bad", choices=["skip", "fail"], default="skip",
+                   help="corrupt files: skip and report them (default), or stop")
+    c.set_defaults(fn=cmd_data_convert)
+    i = dsub.add_parser("inspect", help="counts, schema, label histogram and a preview PNG")
+    i.add_argument("path")
+    i.add_argument("--preview", help="where to write the preview PNG (default NAME_preview.png here)")
+    i.set_defaults(fn=cmd_data_inspect)
+
+    cfg = sub.add_parser("config", help="show the resolved configuration")
+    csub = cfg.add_subparsers(dest="config_command", required=True)
+    show = csub.add_parser("show", help="print CONFIG with key=value overrides applied")
+    show.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    show.set_defaults(fn=cmd_config_show)
+
+    t = sub.add_parser("train", help="pretrain an encoder", epilog="overrides: dotted keys such as train.epochs=5 "
+                       "deepspeed.zero_stage=3 scaling.num_workers=2 run.dir=runs/a tracking.uri=http://host:5000")
+    t.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
+    t.add_argument("--overwrite", action="store_true", help="delete an existing run in run.dir first")
+    t.set_defaults(fn=cmd_train)
+
+    e = sub.add_parser("eval", help="kNN probe of a trained run on a labeled shard folder")
+    e.add_argument("run_dir")
+    e.add_argument("--data", required=True, help="labeled shards (a train/val parent or one split)")
+    e.add_argument("--out", help="also write the result as JSON here")
+    e.set_defaults(fn=cmd_eval)
+
+    m = sub.add_parser("models", help="list encoders and methods")
+    m.set_defaults(fn=cmd_models)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from distributed_ssl.config.loader import ConfigError
+    from distributed_ssl.config.overrides import OverrideError
+    from distributed_ssl.data.manifest import DatasetError
+
+    ns = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return ns.fn(ns)
+    except (ConfigError, OverrideError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

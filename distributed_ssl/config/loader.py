@@ -1,0 +1,74 @@
+"""Load, validate and save configurations, with errors that name the key path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from distributed_ssl.config.overrides import OverrideError, apply_overrides
+from distributed_ssl.config.schema import SSLConfig
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the file, the key path and the reason."""
+
+
+def _format_validation_error(err: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for item in err.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "<root>"
+        if item["type"] == "extra_forbidden":
+            reason = "unknown key"
+        else:
+            reason = item["msg"]
+            if "input" in item and not isinstance(item["input"], dict):
+                reason += f" (got {item['input']!r})"
+        lines.append(f"  {path}: {reason}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, failing clearly on a missing file or a non-mapping document."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        tree = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
+    if not isinstance(tree, dict):
+        raise ConfigError(f"config file {path} must hold a mapping at the top level")
+    return tree
+
+
+def resolve_config(tree: dict[str, Any], overrides: list[str] | dict[str, Any] | None = None,
+                   source: str = "<dict>") -> SSLConfig:
+    """Validate a raw config tree after applying overrides."""
+    try:
+        merged = apply_overrides(tree, overrides or [])
+    except OverrideError as exc:
+        raise ConfigError(str(exc)) from exc
+    try:
+        return SSLConfig.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> SSLConfig:
+    """Load a YAML config (None: defaults only) and apply dotted overrides."""
+    tree = read_yaml(path) if path is not None else {}
+    return resolve_config(tree, overrides, source=str(path) if path else "defaults")
+
+
+def config_to_dict(cfg: SSLConfig) -> dict[str, Any]:
+    """Plain JSON-compatible dict of a config."""
+    return cfg.model_dump(mode="json")
+
+
+def save_config(cfg: SSLConfig, path: str | Path) -> None:
+    """Write the resolved config as YAML that `load_config` accepts back."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))

@@ -1,0 +1,1 @@
+"""Shard formats, converters and the Ray Data pipeline. Knows nothing about models."""

@@ -1,0 +1,68 @@
+"""`manifest.json`: what a shard folder holds, so readers can check counts and checksums without scanning."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from distributed_ssl.data import storage
+from distributed_ssl.data.schemas import SCHEMA_VERSION
+
+MANIFEST_NAME = "manifest.json"
+
+
+class DatasetError(ValueError):
+    """A shard folder is missing, empty or inconsistent; the message names the path."""
+
+
+@dataclass
+class ShardInfo:
+    file: str
+    num_records: int
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class Manifest:
+    modality: str
+    schema_version: int = SCHEMA_VERSION
+    num_records: int = 0
+    classes: list[str] = field(default_factory=list)
+    shards: list[ShardInfo] = field(default_factory=list)
+    label_counts: dict[str, int] = field(default_factory=dict)
+    created: str = ""
+
+    @property
+    def has_labels(self) -> bool:
+        return bool(self.label_counts)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        raw = json.loads(text)
+        raw["shards"] = [ShardInfo(**s) for s in raw.get("shards", [])]
+        return cls(**raw)
+
+
+def load_manifest(uri: str) -> Manifest:
+    """Read `URI/manifest.json`, failing with the folder's name if it is not a shard folder."""
+    fs, root = storage.resolve(uri)
+    path = storage.join(root, MANIFEST_NAME)
+    if not storage.exists(fs, root):
+        raise DatasetError(f"shard folder not found: {uri}")
+    if not storage.exists(fs, path):
+        raise DatasetError(f"{uri} is not a shard folder: no {MANIFEST_NAME} (make one with `dssl data convert`)")
+    manifest = Manifest.from_json(storage.read_text(fs, path))
+    if manifest.num_records == 0:
+        raise DatasetError(f"shard folder {uri} holds no records")
+    return manifest
+
+
+def shard_paths(uri: str, manifest: Manifest | None = None) -> list[str]:
+    """Full paths of the shards a manifest lists (relative to its folder)."""
+    manifest = manifest or load_manifest(uri)
+    _, root = storage.resolve(uri)
+    return [storage.join(root, s.file) for s in manifest.shards]

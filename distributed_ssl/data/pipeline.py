@@ -1,0 +1,40 @@
+"""Build the streaming Ray Data pipeline: read_parquet → (shuffle) → decode + views + masks in map_batches."""
+
+from __future__ import annotations
+
+import functools
+
+import ray.data
+
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data import storage
+from distributed_ssl.data.manifest import DatasetError, Manifest, load_manifest, shard_paths
+from distributed_ssl.modalities.preprocess import make_views_batch
+from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.view_spec import ViewSpec
+
+
+def open_train_manifest(cfg: SSLConfig) -> Manifest:
+    manifest = load_manifest(cfg.data.train)
+    if manifest.modality != cfg.modality.name:
+        raise DatasetError(f"data.train={cfg.data.train} holds {manifest.modality} records, "
+                           f"but modality.name is {cfg.modality.name}")
+    return manifest
+
+
+def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None) -> ray.data.Dataset:
+    """A lazy Dataset of model-ready batches; re-executed (and reshuffled) on every epoch's iteration."""
+    manifest = manifest or open_train_manifest(cfg)
+    # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    fs, _ = storage.resolve(cfg.data.train)
+    modality = get_modality(cfg.modality.name)
+    ds = ray.data.read_parquet(shard_paths(cfg.data.train, manifest), filesystem=fs,
+                               columns=modality.record_columns)
+    if cfg.data.shuffle == "full":
+        ds = ds.random_shuffle()
+    elif cfg.data.shuffle == "local":
+        ds = ds.randomize_block_order()
+    fn = functools.partial(make_views_batch, cfg=cfg.model_dump(mode="json"), spec=spec)
+    return ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
+                          num_cpus=cfg.data.preprocess_cpus)

@@ -1,0 +1,1 @@
+"""The worker loop and everything it needs: DeepSpeed config, schedules, checkpoints, metrics."""

@@ -1,0 +1,17 @@
+"""Per-step schedules precomputed as arrays (DINOv2 style): index by the optimizer step, nothing stateful."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def warmup_cosine(total_steps: int, base: float, final: float, warmup_steps: int = 0,
+                  warmup_start: float = 0.0) -> np.ndarray:
+    """Linear warmup from `warmup_start` to `base`, then cosine decay to `final`; length `total_steps`."""
+    total_steps = max(int(total_steps), 1)
+    warmup_steps = min(max(int(warmup_steps), 0), total_steps)
+    warmup = np.linspace(warmup_start, base, warmup_steps, endpoint=False)
+    decay_steps = total_steps - warmup_steps
+    t = np.arange(decay_steps) / max(decay_steps - 1, 1)
+    cosine = final + 0.5 * (base - final) * (1 + np.cos(np.pi * t))
+    return np.concatenate([warmup, cosine]).astype(np.float64)

@@ -1,0 +1,209 @@
+"""The Ray Train worker function: DeepSpeed engine, data shard, schedules, checkpoints, probes, logging.
+
+It knows no modality: batches arrive as `view_i` / `mask` tensors from the data pipeline, and the method
+turns them into a loss.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray.train
+import torch
+
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
+from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
+from distributed_ssl.engine.metrics import all_reduce_mean
+from distributed_ssl.engine.param_groups import param_groups
+from distributed_ssl.engine.schedules import warmup_cosine
+from distributed_ssl.evaluation.knn_probe import knn_probe
+from distributed_ssl.evaluation.labeled_set import load_labeled
+from distributed_ssl.methods.registry import build_method
+from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.tracking.mlflow_tracking import RunLogger
+
+log = logging.getLogger("distributed_ssl.train")
+
+
+def _device(cfg: SSLConfig) -> torch.device:
+    if cfg.scaling.use_gpu and torch.cuda.is_available():
+        return ray.train.torch.get_device()
+    return torch.device("cpu")
+
+
+def _to_device(batch: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    return {k: (v.to(device, dtype) if v.is_floating_point() else v.to(device)) for k, v in batch.items()}
+
+
+def full_encoder_state(engine: Any, zero_stage: int) -> dict[str, torch.Tensor] | None:
+    """The encoder's full fp32 weights on rank 0 (gathering ZeRO-3 shards on every rank)."""
+    encoder = engine.module.encoder
+    rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+    if zero_stage == 3:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(list(encoder.parameters()), modifier_rank=None):
+            state = {k: v.detach().float().cpu().clone() for k, v in encoder.state_dict().items()}
+    else:
+        state = {k: v.detach().float().cpu().clone() for k, v in encoder.state_dict().items()}
+    return state if rank == 0 else None
+
+
+def train_worker(config: dict[str, Any]) -> None:
+    """Entry point of every Ray Train worker; `config` is built by `launch.trainer`."""
+    import deepspeed
+
+    cfg = SSLConfig.model_validate(config["cfg"])
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx = ray.train.get_context()
+    rank, world = ctx.get_world_rank(), ctx.get_world_size()
+    steps_per_epoch: int = config["steps_per_epoch"]
+    total_steps: int = config["total_steps"]  # optimizer steps
+    device = _device(cfg)
+    dtype = torch.bfloat16 if cfg.deepspeed.precision == "bf16" else torch.float32
+    torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
+    np.random.seed(cfg.train.seed + rank)
+    logger = RunLogger(config["tracking_uri"], config["mlflow_run_id"]) if rank == 0 else None
+
+    method = build_method(cfg).to(device)
+    eval_splits = load_labeled(cfg.data.eval, cfg) if cfg.data.eval else None
+    knn_random = None
+    if eval_splits is not None:
+        # The untrained weights are the random-init baseline: same architecture, same probe.
+        method.eval()
+        knn_random = knn_probe(method.embed, eval_splits, cfg.eval, device, torch.float32)
+        method.train()
+
+    trainable = method.trainable_module()
+    optimizer = torch.optim.AdamW(param_groups(trainable, cfg.optim.weight_decay), lr=cfg.optim.lr,
+                                  betas=cfg.optim.betas)
+    engine, optimizer, _, _ = deepspeed.initialize(model=method, optimizer=optimizer,
+                                                   config=build_deepspeed_config(cfg, world))
+    lr_schedule = warmup_cosine(total_steps, cfg.optim.lr, cfg.optim.min_lr,
+                                int(cfg.optim.warmup_fraction * total_steps))
+
+    meta = {"global_step": 0, "epoch": 0, "micro_in_epoch": 0, "knn_top1": None}
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is not None:
+        with checkpoint.as_directory() as ckpt_dir:
+            meta = load_checkpoint(engine, ckpt_dir)
+        if rank == 0:
+            log.info("resumed from step %d (epoch %d)", meta["global_step"], meta["epoch"])
+    global_step, start_epoch = int(meta["global_step"]), int(meta["epoch"])
+    skip_micro = int(meta["micro_in_epoch"])
+    if logger and checkpoint is not None:
+        logger.tags({"resumed_from_step": str(global_step)})
+
+    def report(metrics: dict[str, Any], with_checkpoint: bool) -> None:
+        ckpt_dir = save_checkpoint(engine, meta, rank) if with_checkpoint else None
+        ray.train.report(metrics, checkpoint=ray.train.Checkpoint.from_directory(ckpt_dir) if ckpt_dir else None)
+        if ckpt_dir:
+            shutil.rmtree(ckpt_dir, ignore_errors=True)
+
+    shard = ray.train.get_dataset_shard("train")
+    accum = cfg.train.grad_accum
+    knn = meta.get("knn_top1")
+    samples_seen, train_time = 0, 0.0
+    last_loss = float("nan")
+    preview_done = checkpoint is not None
+    for epoch in range(start_epoch, cfg.train.epochs):
+        if global_step >= total_steps:
+            break
+        engine.train()
+        window: dict[str, list[float]] = {}
+        t_window = time.perf_counter()
+        micro_in_epoch = skip_micro
+        batches = shard.iter_torch_batches(batch_size=cfg.train.batch_size, drop_last=True,
+                                           local_shuffle_buffer_size=(cfg.data.local_shuffle_buffer
+                                                                      if cfg.data.shuffle == "local" else None))
+        for batch in batches:
+            if micro_in_epoch >= steps_per_epoch * accum or global_step >= total_steps:
+                break
+            if not preview_done and rank == 0 and logger:
+                _log_preview(batch, cfg, logger)
+                preview_done = True
+            lr = float(lr_schedule[min(global_step, total_steps - 1)])
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            t0 = time.perf_counter()
+            batch = _to_device(batch, device, dtype)
+            batch.pop("label", None)
+            out = engine(batch)
+            engine.backward(out["loss"])
+            engine.step()
+            train_time += time.perf_counter() - t0
+            micro_in_epoch += 1
+            samples_seen += cfg.train.batch_size
+            for k, v in out.items():
+                window.setdefault(k, []).append(float(v.detach().float()))
+            if micro_in_epoch % accum:
+                continue
+            global_step += 1
+            method.on_step_end(global_step)
+            if global_step % cfg.train.log_every == 0 or global_step == total_steps:
+                elapsed = time.perf_counter() - t_window
+                values = {k: float(np.mean(v)) for k, v in window.items()}
+                values["samples_per_s"] = len(window["loss"]) * cfg.train.batch_size / max(elapsed, 1e-9)
+                values = all_reduce_mean(values)
+                values["samples_per_s"] *= world
+                values["lr"] = lr
+                values["epoch"] = epoch
+                last_loss = values["loss"]
+                if logger:
+                    logger.metrics(values, global_step)
+                    log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", global_step, total_steps,
+                             values["loss"], lr, values["samples_per_s"])
+                window, t_window = {}, time.perf_counter()
+            if global_step % cfg.train.checkpoint_every == 0 and global_step < total_steps:
+                meta.update(global_step=global_step, epoch=epoch, micro_in_epoch=micro_in_epoch, knn_top1=knn)
+                report({"global_step": global_step, "loss": last_loss, "epoch": epoch}, with_checkpoint=True)
+        skip_micro = 0
+        epoch_done = epoch + 1
+        if eval_splits is not None and (epoch_done % cfg.train.eval_every_epochs == 0
+                                        or epoch_done == cfg.train.epochs or global_step >= total_steps):
+            engine.eval()
+            knn = knn_probe(engine.module.embed, eval_splits, cfg.eval, device, dtype)
+            engine.train()
+            if logger:
+                logger.metrics({"knn_top1": knn, "epoch_end": epoch_done}, global_step)
+                log.info("epoch %d kNN top-1 %.4f (random init %.4f)", epoch_done, knn, knn_random)
+        meta.update(global_step=global_step, epoch=epoch_done, micro_in_epoch=0, knn_top1=knn)
+        is_last = epoch_done == cfg.train.epochs or global_step >= total_steps
+        if not is_last:
+            report({"global_step": global_step, "loss": last_loss, "epoch": epoch_done, "knn_top1": knn},
+                   with_checkpoint=True)
+
+    state = full_encoder_state(engine, cfg.deepspeed.zero_stage)
+    throughput = all_reduce_mean({"sps": samples_seen / max(train_time, 1e-9)})["sps"] * world
+    final = {"global_step": global_step, "epoch": int(meta["epoch"]), "loss": last_loss, "knn_top1": knn,
+             "knn_top1_random_init": knn_random, "samples_per_s": throughput, "done": True}
+    if rank == 0 and state is not None:
+        run_dir = Path(config["run_dir"])
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / "encoder.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, run_dir / "encoder.pt")
+        if logger:
+            logger.artifact(run_dir / "encoder.pt")
+            logger.metrics({k: v for k, v in final.items() if isinstance(v, float)}, global_step)
+    report(final, with_checkpoint=True)
+
+
+def _log_preview(batch: dict[str, torch.Tensor], cfg: SSLConfig, logger: RunLogger) -> None:
+    """A PNG of the first batch's views and masks, so a person can see what the model is trained on."""
+    try:
+        arrays = {k: v.numpy() for k, v in batch.items()}
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "views.png")
+            get_modality(cfg.modality.name).preview(arrays, cfg, path)
+            logger.artifact(path)
+    except Exception as exc:  # a preview must never stop training
+        log.warning("could not write the views preview: %s", exc)

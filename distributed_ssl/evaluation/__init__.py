@@ -1,0 +1,1 @@
+"""Representation quality, measured: kNN probes on a labeled split."""

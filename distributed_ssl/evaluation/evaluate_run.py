@@ -1,0 +1,39 @@
+"""`dssl eval RUN_DIR --data DIR`: probe a finished run's encoder on any labeled shard folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from distributed_ssl.config.loader import ConfigError, load_config
+from distributed_ssl.evaluation.knn_probe import knn_probe
+from distributed_ssl.evaluation.labeled_set import load_labeled
+from distributed_ssl.launch.run_state import CONFIG_FILE
+from distributed_ssl.methods.registry import build_encoder_for
+
+
+def load_encoder(run_dir: str | Path):
+    """Rebuild a run's encoder from its saved config and load `encoder.pt` (tensors only, no pickle)."""
+    run_dir = Path(run_dir)
+    weights = run_dir / "encoder.pt"
+    if not (run_dir / CONFIG_FILE).exists() or not weights.exists():
+        raise ConfigError(f"{run_dir} is not a finished run: it needs {CONFIG_FILE} and encoder.pt")
+    cfg = load_config(run_dir / CONFIG_FILE)
+    encoder = build_encoder_for(cfg)
+    encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    return cfg, encoder.eval()
+
+
+def evaluate_run(run_dir: str | Path, data: str) -> dict[str, Any]:
+    cfg, encoder = load_encoder(run_dir)
+    splits = load_labeled(data, cfg)
+    torch.manual_seed(cfg.train.seed)
+    random_encoder = build_encoder_for(cfg).eval()
+    return {
+        "run_dir": str(run_dir), "data": data, "method": cfg.method.name, "modality": cfg.modality.name,
+        "knn_top1": knn_probe(encoder.embed, splits, cfg.eval),
+        "knn_top1_random_init": knn_probe(random_encoder.embed, splits, cfg.eval),
+        "eval_records": sum(len(s.labels) for s in splits.values()),
+    }

@@ -1,0 +1,1 @@
+"""Turn a config into Ray Train / Ray Tune runs."""

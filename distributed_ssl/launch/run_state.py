@@ -1,0 +1,29 @@
+"""`RUN_DIR/run.json`: what a run needs to be resumed into the same MLflow run."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+RUN_STATE = "run.json"
+CONFIG_FILE = "config.yaml"
+SUMMARY_FILE = "summary.json"
+RAY_RUN_NAME = "train"
+
+
+@dataclass
+class RunState:
+    mlflow_run_id: str
+    tracking_uri: str
+    experiment: str
+
+    def save(self, run_dir: Path) -> None:
+        tmp = run_dir / (RUN_STATE + ".tmp")
+        tmp.write_text(json.dumps(asdict(self), indent=2))
+        tmp.replace(run_dir / RUN_STATE)
+
+    @classmethod
+    def load(cls, run_dir: Path) -> RunState | None:
+        path = run_dir / RUN_STATE
+        return cls(**json.loads(path.read_text())) if path.exists() else None

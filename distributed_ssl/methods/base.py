@@ -1,0 +1,25 @@
+"""The interface every SSL method implements, so the engine never needs to know which one it runs."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Method(nn.Module):
+    """`forward(batch) -> {"loss": ..., other scalars}`; `embed(x)` gives the representation that probes read."""
+
+    encoder: nn.Module
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.encoder.embed(x)
+
+    def trainable_module(self) -> nn.Module:
+        """What the optimizer and DeepSpeed wrap (a method with an EMA target excludes the target)."""
+        return self
+
+    def on_step_end(self, step: int) -> None:
+        """Hook after each optimizer step (EMA updates)."""

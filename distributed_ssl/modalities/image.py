@@ -1,0 +1,108 @@
+"""Image modality: decode encoded bytes, make augmented views and patch masks for ViT encoders."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.modalities.image_augment import light_view, strong_view
+from distributed_ssl.modalities.masking import random_patch_mask
+from distributed_ssl.modalities.view_spec import ViewSpec
+
+
+class RecordDecodeError(ValueError):
+    """A record's bytes could not be decoded; names the record id."""
+
+
+class ImageModality:
+    name = "image"
+    record_columns = ["id", "image"]
+
+    def decode(self, batch: dict[str, np.ndarray], cfg: SSLConfig) -> torch.Tensor:
+        """Encoded bytes → float [B, C, S, S] in [0, 1], resized to `modality.image_size`."""
+        size, mode = cfg.modality.image_size, ("RGB" if cfg.modality.channels == 3 else "L")
+        out = np.empty((len(batch["image"]), size, size, cfg.modality.channels), dtype=np.uint8)
+        for i, data in enumerate(batch["image"]):
+            try:
+                with Image.open(io.BytesIO(data)) as img:
+                    img = img.convert(mode)
+                    if img.size != (size, size):
+                        img = img.resize((size, size), Image.Resampling.BILINEAR)
+                    out[i] = np.asarray(img).reshape(size, size, -1)
+            except Exception as exc:  # PIL raises many types for corrupt data
+                rid = batch["id"][i] if "id" in batch else i
+                raise RecordDecodeError(f"record {rid!r}: cannot decode image: {exc}") from exc
+        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+
+    def _normalize(self, x: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:
+        c = x.shape[1]
+        mean = torch.tensor(cfg.modality.mean[:c]).view(1, c, 1, 1)
+        std = torch.tensor(cfg.modality.std[:c]).view(1, c, 1, 1)
+        return (x - mean) / std
+
+    def make_views(self, raw: torch.Tensor, spec: ViewSpec, cfg: SSLConfig,
+                   gen: torch.Generator) -> dict[str, np.ndarray]:
+        size = cfg.modality.image_size
+        out: dict[str, np.ndarray] = {}
+        for v in range(spec.num_views):
+            if spec.augment == "strong":
+                view = strong_view(raw, size, cfg.augment, gen)
+            elif spec.augment == "light":
+                view = light_view(raw, size, cfg.augment, gen)
+            else:
+                view = raw
+            out[f"view_{v}"] = self._normalize(view, cfg).numpy().astype(np.float32)
+        if spec.mask:
+            out["mask"] = random_patch_mask(raw.shape[0], self.num_patches(cfg), cfg.mask.ratio, gen).numpy()
+        return out
+
+    def eval_inputs(self, raw: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:
+        return self._normalize(raw, cfg)
+
+    def num_patches(self, cfg: SSLConfig) -> int:
+        return (cfg.modality.image_size // cfg.model.patch_size) ** 2
+
+    def encoder_kwargs(self, cfg: SSLConfig) -> dict[str, Any]:
+        return {"input_size": (cfg.modality.image_size, cfg.modality.image_size),
+                "in_channels": cfg.modality.channels, "patch_size": cfg.model.patch_size}
+
+    def preview(self, batch: dict[str, np.ndarray], cfg: SSLConfig, path: str) -> None:
+        """Save a grid: one row per sample, columns = views (and the masked view when masks exist)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        views = sorted(k for k in batch if k.startswith("view_"))
+        rows = min(6, len(batch[views[0]]))
+        cols = len(views) + (1 if "mask" in batch else 0)
+        fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows), squeeze=False)
+        c = cfg.modality.channels
+        mean = np.array(cfg.modality.mean[:c]).reshape(c, 1, 1)
+        std = np.array(cfg.modality.std[:c]).reshape(c, 1, 1)
+        p = cfg.model.patch_size
+        for r in range(rows):
+            shown = []
+            for v in views:
+                img = (batch[v][r] * std + mean).clip(0, 1)
+                shown.append((v, img))
+            if "mask" in batch:
+                img = shown[0][1].copy()
+                grid = cfg.modality.image_size // p
+                m = batch["mask"][r].reshape(grid, grid).repeat(p, 0).repeat(p, 1)
+                img[:, m] = 0.5
+                shown.append(("mask", img))
+            for col, (title, img) in enumerate(shown):
+                ax = axes[r][col]
+                ax.imshow(img.transpose(1, 2, 0).squeeze(), cmap="gray" if c == 1 else None, vmin=0, vmax=1)
+                ax.set_axis_off()
+                if r == 0:
+                    ax.set_title(title, fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)

@@ -1,0 +1,30 @@
+"""The Ray Data batch function: records → decoded, augmented views and masks, in one vectorised pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.view_spec import ViewSpec
+
+
+def make_views_batch(batch: dict[str, np.ndarray], cfg: dict[str, Any], spec: ViewSpec,
+                     seed: int | None = None) -> dict[str, np.ndarray]:
+    """Decode a batch and return `view_i` arrays (+ `mask`, + `label` when present).
+
+    Without a seed each call draws fresh randomness, so every epoch sees new augmentations.
+    """
+    config = SSLConfig.model_validate(cfg)
+    modality = get_modality(config.modality.name)
+    torch.set_num_threads(1)
+    gen = torch.Generator()
+    gen.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**63)))
+    raw = modality.decode(batch, config)
+    out = modality.make_views(raw, spec, config, gen)
+    if "label" in batch:
+        out["label"] = np.asarray(batch["label"])
+    return out

@@ -1,0 +1,47 @@
+"""Heads that sit on an encoder: the SimCLR projection MLP and the MAE pixel decoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distributed_ssl.models.transformer import Block, init_weights, scatter_visible, sincos_pos_embed_2d
+
+
+class ProjectionHead(nn.Module):
+    """Linear → LayerNorm → GELU → Linear. LayerNorm, not BatchNorm, keeps each sample independent of its
+    rank's batch, so multi-worker gradients equal single-worker ones."""
+
+    def __init__(self, in_dim: int, hidden_dim: int, out_dim: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.LayerNorm(hidden_dim), nn.GELU(),
+                                 nn.Linear(hidden_dim, out_dim))
+        init_weights(self)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class MAEDecoder(nn.Module):
+    """Light transformer decoder: visible latents + mask tokens on the full grid → per-patch pixel predictions."""
+
+    def __init__(self, enc_dim: int, dim: int, depth: int, heads: int, grid: tuple[int, int], patch_dim: int):
+        super().__init__()
+        self.embed = nn.Linear(enc_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(dim, *grid).unsqueeze(0), persistent=False)
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.pred = nn.Linear(dim, patch_dim)
+        init_weights(self)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+    def forward(self, latent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """latent [B, 1 + N_visible, D_enc] (class token first), mask [B, N] → [B, N, patch_dim]."""
+        x = self.embed(latent)
+        cls, visible = x[:, :1], x[:, 1:]
+        full = scatter_visible(visible, mask, self.mask_token) + self.pos_embed.to(x.dtype)
+        x = torch.cat([cls, full], dim=1)
+        for block in self.blocks:
+            x = block(x)
+        return self.pred(self.norm(x))[:, 1:]

@@ -1,0 +1,94 @@
+"""Pre-norm transformer blocks and fixed 2-D sine-cosine position embeddings, shared by encoders and decoders."""
+
+from __future__ import annotations
+
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Attention(nn.Module):
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"width {dim} is not divisible by {heads} heads")
+        self.heads = heads
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(out.transpose(1, 2).reshape(b, n, d))
+
+
+class Block(nn.Module):
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = Attention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(dim, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int) -> torch.Tensor:
+    """[grid_h * grid_w, dim] fixed embeddings (as in MAE): half the channels encode rows, half columns."""
+    if dim % 4:
+        raise ValueError(f"sin-cos position embedding needs a width divisible by 4, got {dim}")
+    quarter = dim // 4
+    omega = 1.0 / (10000 ** (torch.arange(quarter, dtype=torch.float64) / quarter))
+    ys, xs = torch.meshgrid(torch.arange(grid_h, dtype=torch.float64), torch.arange(grid_w, dtype=torch.float64),
+                            indexing="ij")
+    parts = []
+    for coord in (ys.reshape(-1), xs.reshape(-1)):
+        angles = coord[:, None] * omega[None, :]
+        parts += [torch.sin(angles), torch.cos(angles)]
+    return torch.cat(parts, dim=1).float()
+
+
+def init_weights(module: nn.Module) -> None:
+    """Xavier-uniform linear layers and unit LayerNorms, as ViT/MAE reference code does."""
+    for m in module.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def keep_visible(tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Drop masked tokens: [B, N, D] with mask [B, N] (True = hidden) → [B, N_visible, D].
+
+    Every row must hide the same number of tokens, which the data-side mask generator guarantees.
+    """
+    b, n, d = tokens.shape
+    visible = ~mask
+    counts = visible.sum(dim=1)
+    if not bool((counts == counts[0]).all()):
+        raise ValueError("every row of a mask must hide the same number of patches")
+    return tokens[visible].view(b, int(counts[0]), d)
+
+
+def scatter_visible(visible_tokens: torch.Tensor, mask: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+    """Inverse of `keep_visible`: place visible tokens back on the full grid, `fill` at hidden positions."""
+    b, n = mask.shape
+    full = fill.to(visible_tokens.dtype).expand(b, n, -1).clone()
+    full[~mask] = visible_tokens.reshape(-1, visible_tokens.shape[-1])
+    return full
+
+
+def num_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+__all__ = ["Attention", "Block", "init_weights", "keep_visible", "num_params", "scatter_visible",
+           "sincos_pos_embed_2d"]

@@ -1,0 +1,56 @@
+"""Vision Transformer over a 2-D patch grid: images, and (later) spectrograms, share this encoder."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distributed_ssl.models.transformer import Block, init_weights, keep_visible, sincos_pos_embed_2d
+
+
+class ViTEncoder(nn.Module):
+    """`forward(x, mask)` → normalised tokens [B, 1 + N_visible, D] (class token first); `embed(x)` → [B, D]."""
+
+    def __init__(self, input_size: tuple[int, int], in_channels: int, patch_size: int, dim: int, depth: int,
+                 heads: int, mlp_ratio: float = 4.0):
+        super().__init__()
+        h, w = input_size
+        if h % patch_size or w % patch_size:
+            raise ValueError(f"input size {input_size} is not divisible by patch size {patch_size}")
+        self.patch_size = patch_size
+        self.in_channels = in_channels
+        self.grid = (h // patch_size, w // patch_size)
+        self.num_patches = self.grid[0] * self.grid[1]
+        self.dim = dim
+        self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.register_buffer("pos_embed", sincos_pos_embed_2d(dim, *self.grid).unsqueeze(0), persistent=False)
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        init_weights(self)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    @property
+    def patch_dim(self) -> int:
+        return self.patch_size * self.patch_size * self.in_channels
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, C, H, W] → [B, N, p·p·C] pixel patches in row-major grid order (the MAE target)."""
+        b, c, _, _ = x.shape
+        p, (gh, gw) = self.patch_size, self.grid
+        x = x.reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(b, gh * gw, p * p * c)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed.to(x.dtype)
+        if mask is not None:
+            tokens = keep_visible(tokens, mask)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Global representation: mean of the patch tokens (more robust than the class token for small models)."""
+        return self.forward(x)[:, 1:].mean(dim=1)

@@ -1,0 +1,1 @@
+"""MLflow: one run per training, params from the flattened config, metrics, artifacts."""
