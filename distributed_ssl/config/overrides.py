@@ -26,6 +26,11 @@ def parse_override(text: str) -> tuple[str, Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-3" as a string
+            value = float(value) if any(c.isdigit() for c in value) else value
+        except ValueError:
+            pass
     return key, value
 
 

@@ -21,7 +21,9 @@ class DataConfig(_Section):
         description="Labeled shards for the kNN probe. A folder with train/ and val/ uses train as the memory bank "
         "and val as queries; a single split is probed leave-one-out.",
     )
-    shuffle: Literal["full", "local", "none"] = "full"
+    shuffle: Literal["full", "local", "none"] = Field(
+        "local", description="full: global random_shuffle each epoch (an all-to-all barrier); local: random block "
+        "order + a shuffle buffer in each worker, streamed; none.")
     local_shuffle_buffer: int = Field(512, ge=1)
     preprocess_batch_size: int = Field(128, ge=1, description="Records per Ray Data map_batches call.")
     preprocess_cpus: float = Field(0.5, gt=0, description="CPUs each Ray Data preprocessing task reserves.")

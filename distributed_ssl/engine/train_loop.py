@@ -177,9 +177,9 @@ def train_worker(config: dict[str, Any]) -> None:
                 log.info("epoch %d kNN top-1 %.4f (random init %.4f)", epoch_done, knn, knn_random)
         meta.update(global_step=global_step, epoch=epoch_done, micro_in_epoch=0, knn_top1=knn)
         is_last = epoch_done == cfg.train.epochs or global_step >= total_steps
-        if not is_last:
+        if not is_last:  # metrics only: checkpoints follow train.checkpoint_every, and the final one below
             report({"global_step": global_step, "loss": last_loss, "epoch": epoch_done, "knn_top1": knn},
-                   with_checkpoint=True)
+                   with_checkpoint=False)
 
     state = full_encoder_state(engine, cfg.deepspeed.zero_stage)
     throughput = all_reduce_mean({"sps": samples_seen / max(train_time, 1e-9)})["sps"] * world
@@ -193,7 +193,9 @@ def train_worker(config: dict[str, Any]) -> None:
         os.replace(tmp, run_dir / "encoder.pt")
         if logger:
             logger.artifact(run_dir / "encoder.pt")
-            logger.metrics({k: v for k, v in final.items() if isinstance(v, float)}, global_step)
+            logger.metrics({"knn_top1_final": knn, "knn_top1_random_init": knn_random,
+                            "train_samples_per_s": throughput}
+                           if knn is not None else {"train_samples_per_s": throughput}, global_step)
     report(final, with_checkpoint=True)
 
 

@@ -26,4 +26,4 @@ def ensure_ray(cfg: SSLConfig) -> None:
     needed = math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2
     num_cpus = cfg.run.ray_num_cpus or max(needed, 4, os.cpu_count() or 1)
     ray.init(num_cpus=num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
-             include_dashboard=False, runtime_env=env, log_to_driver=True)
+             dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=True)

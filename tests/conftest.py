@@ -1,0 +1,44 @@
+"""Shared fixtures: one local Ray for the session, the built-in digits shards, small configs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("RAY_DEDUP_LOGS", "1")
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A local Ray with more logical CPUs than cores, so train workers and Ray Data tasks both get slots."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=6, object_store_memory=512 * 1024 * 1024, dashboard_host="127.0.0.1",
+                 runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}})
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory) -> Path:
+    """The built-in labeled digits set written as train/ and val/ shard folders."""
+    from distributed_ssl.data.sample_image import write_digits
+
+    out = tmp_path_factory.mktemp("data") / "digits"
+    write_digits(str(out), shard_size=400)
+    return out
+
+
+def tiny_overrides(digits: Path, run_dir: Path, **extra) -> list[str]:
+    """Overrides that make a real but small training run."""
+    values = {
+        "data.train": str(digits / "train"), "data.eval": str(digits), "run.dir": str(run_dir),
+        "model.encoder": "vit_debug", "train.batch_size": 32, "train.epochs": 2, "train.log_every": 2,
+        "train.checkpoint_every": 10, "run.max_failures": 0, "eval.batch_size": 512,
+    }
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
