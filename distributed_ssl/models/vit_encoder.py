@@ -53,4 +53,4 @@ class ViTEncoder(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Global representation: mean of the patch tokens (more robust than the class token for small models)."""
-        return self.forward(x)[:, 1:].mean(dim=1)
+        return self(x)[:, 1:].mean(dim=1)  # through __call__, so ZeRO-3 gathers this module's own parameters
