@@ -77,7 +77,7 @@ def main() -> None:
 
     cfg = load_config(None, [f"data.train={args.data}", f"modality.image_size={args.image_size}",
                              "method.name=simclr", "data.preprocess_cpus=1"])
-    ray.init(num_cpus=4, object_store_memory=512 * 1024**2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, object_store_memory=512 * 1024**2, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
     rows = [("torch DataLoader(num_workers=2) [baseline]", bench_dataloader(args.data, cfg, args.epochs,
                                                                             args.batch_size))]

@@ -92,7 +92,7 @@ def main() -> None:
 
     base = [f"model.encoder={args.encoder}", f"train.batch_size={args.batch_size}"]
     rows = [("plain PyTorch loop, 1 process [baseline]", 1, plain_loop(base, args.steps, args.batch_size))]
-    ray.init(num_cpus=4, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=4, object_store_memory=256 * 1024**2, include_dashboard=False, log_to_driver=False)
     for stage in (0, 2, 3):
         overrides = base + [f"deepspeed.zero_stage={stage}"]
         rows.append((f"TorchTrainer + DeepSpeed ZeRO-{stage}, 1 worker", 1,

@@ -17,7 +17,7 @@ def ray_cluster():
     import ray
 
     if not ray.is_initialized():
-        ray.init(num_cpus=6, object_store_memory=512 * 1024 * 1024, dashboard_host="127.0.0.1",
+        ray.init(address="local", num_cpus=6, object_store_memory=512 * 1024 * 1024, dashboard_host="127.0.0.1",
                  runtime_env={"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}})
     yield ray
     ray.shutdown()

@@ -25,5 +25,6 @@ def ensure_ray(cfg: SSLConfig) -> None:
         return
     needed = math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2
     num_cpus = cfg.run.ray_num_cpus or max(needed, 4, os.cpu_count() or 1)
-    ray.init(num_cpus=num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
+    # address="local": never attach to some other cluster `ray start` left on this machine.
+    ray.init(address="local", num_cpus=num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
              dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=True)
