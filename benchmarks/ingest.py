@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from torch.utils.data import DataLoader, Dataset
@@ -28,7 +29,7 @@ class RecordBatches(Dataset):
 
     def __init__(self, uri: str, batch_size: int):
         fs, _ = storage.resolve(uri)
-        table = pq.concat_tables([pq.read_table(p, filesystem=fs, columns=["id", "image"])
+        table = pa.concat_tables([pq.read_table(p, filesystem=fs, columns=["id", "image"])
                                   for p in shard_paths(uri)])
         self.ids = table.column("id").to_pylist()
         self.images = table.column("image").to_pylist()

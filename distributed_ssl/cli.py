@@ -30,22 +30,43 @@ def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_data_sample(ns: argparse.Namespace) -> int:
-    from distributed_ssl.data.sample_image import write_digits
+    shard_size = ns.shard_size or (128 if ns.modality == "lidar" else 512)  # lidar records are ~100 kB each
+    if ns.modality == "audio":
+        from distributed_ssl.data.sample_audio import write_spoken_words
 
-    if ns.modality != "image":
-        raise SystemExit(f"error: no sample set for modality {ns.modality!r} yet (available: image)")
-    manifests = write_digits(ns.out, size=ns.size, val_fraction=ns.val_fraction, shard_size=ns.shard_size)
+        manifests = write_spoken_words(ns.out, per_word=ns.per_class, sample_rate=ns.sample_rate,
+                                       val_fraction=ns.val_fraction, shard_size=shard_size)
+    elif ns.modality == "lidar":
+        from distributed_ssl.data.lidar_raycast import SpinningLidar
+        from distributed_ssl.data.sample_lidar import write_lidar_scenes
+
+        lidar = SpinningLidar(beams=ns.beams, range_noise=ns.range_noise)
+        manifests = write_lidar_scenes(ns.out, per_class=ns.per_class, lidar=lidar, val_fraction=ns.val_fraction,
+                                       shard_size=shard_size)
+    else:
+        from distributed_ssl.data.sample_image import write_digits
+
+        manifests = write_digits(ns.out, size=ns.size, val_fraction=ns.val_fraction, shard_size=shard_size)
     for split, m in manifests.items():
         print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, {len(m.classes)} classes")
     return 0
 
 
 def cmd_data_convert(ns: argparse.Namespace) -> int:
-    from distributed_ssl.data.convert_image import convert_image_folder
+    if ns.modality == "audio":
+        from distributed_ssl.data.convert_audio import convert_audio_folder
 
-    if ns.modality != "image":
-        raise SystemExit(f"error: no converter for modality {ns.modality!r} yet (available: image)")
-    report = convert_image_folder(ns.src, ns.out, ns.shard_size, ns.val_fraction, ns.on_bad)
+        report = convert_audio_folder(ns.src, ns.out, ns.sample_rate, ns.shard_size or 1024, ns.val_fraction,
+                                      ns.on_bad)
+    elif ns.modality == "lidar":
+        from distributed_ssl.data.convert_lidar import convert_lidar_folder
+
+        report = convert_lidar_folder(ns.src, ns.out, ns.tile_size, ns.min_points, ns.shard_size or 128,
+                                      ns.val_fraction, ns.on_bad)
+    else:
+        from distributed_ssl.data.convert_image import convert_image_folder
+
+        report = convert_image_folder(ns.src, ns.out, ns.shard_size or 1024, ns.val_fraction, ns.on_bad)
     for split, m in report.manifests.items():
         print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, classes: {m.classes or 'none'}")
     for path, reason in report.bad_files:
@@ -99,6 +120,29 @@ def cmd_train(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(ns: argparse.Namespace) -> int:
+    from distributed_ssl.config import load_config
+    from distributed_ssl.launch.summary import format_rows
+    from distributed_ssl.launch.sweep import SWEEP_CONFIG, run_sweep
+
+    path, overrides = _split_config_args(ns.args)
+    if ns.resume:
+        if path is not None:
+            raise SystemExit("error: with --resume the sweep's own config is used; pass only key=value overrides")
+        cfg = load_config(Path(ns.resume) / SWEEP_CONFIG, overrides + [f"run.dir={ns.resume}"])
+    else:
+        if path is None:
+            raise SystemExit("error: dssl tune needs a CONFIG with a tune: section, or --resume SWEEP_DIR")
+        cfg = load_config(path, overrides)
+    report = run_sweep(cfg, resume=bool(ns.resume), overwrite=ns.overwrite)
+    print(format_rows(report["table"]))
+    for key in ("trials", "stopped_early", "errors", "best_trial", "best_value", "best_overrides", "mlflow_run_id"):
+        if key in report:
+            print(f"{key}: {report[key]}")
+    print(report.get("best_config", report["sweep_dir"]))
+    return 0
+
+
 def cmd_eval(ns: argparse.Namespace) -> int:
     from distributed_ssl.evaluation.evaluate_run import evaluate_run
     from distributed_ssl.launch.summary import format_table
@@ -130,17 +174,28 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="make, convert and inspect shard folders")
     dsub = data.add_subparsers(dest="data_command", required=True)
     s = dsub.add_parser("sample", help="write a built-in labeled sample set as train/ and val/ shards")
-    s.add_argument("modality", choices=["image"])
+    s.add_argument("modality", choices=["image", "audio", "lidar"],
+                   help="image: sklearn digits; audio: words spoken by espeak-ng (needs the espeak-ng package); "
+                   "lidar: simulated spinning-LiDAR sweeps of procedural scenes")
     s.add_argument("out", help="output folder or URI")
     s.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
+    s.add_argument("--per-class", type=int, default=60, help="audio/lidar: records per word or scene type")
+    s.add_argument("--sample-rate", type=int, default=16000, help="audio: Hz (default 16000)")
+    s.add_argument("--beams", type=int, default=16, help="lidar: laser beams of the simulated sensor")
+    s.add_argument("--range-noise", type=float, default=0.02, help="lidar: range noise sigma in metres")
     s.add_argument("--val-fraction", type=float, default=0.2)
-    s.add_argument("--shard-size", type=int, default=512, help="records per Parquet shard")
+    s.add_argument("--shard-size", type=int, default=None, help="records per Parquet shard (512; lidar 128)")
     s.set_defaults(fn=cmd_data_sample)
     c = dsub.add_parser("convert", help="convert a folder of files into shards (class sub-folders → labels)")
-    c.add_argument("modality", choices=["image"])
+    c.add_argument("modality", choices=["image", "audio", "lidar"],
+                   help="image: jpg/png; audio: wav/flac/ogg; lidar: KITTI .bin, .npy, .pcd, .las/.laz")
     c.add_argument("src", help="source folder")
     c.add_argument("out", help="output folder or URI; train/ and val/ are written below it")
-    c.add_argument("--shard-size", type=int, default=1024)
+    c.add_argument("--shard-size", type=int, default=None, help="records per Parquet shard (1024; lidar 128)")
+    c.add_argument("--sample-rate", type=int, default=16000, help="audio: resample every clip to this (Hz)")
+    c.add_argument("--tile-size", type=float, default=50.0,
+                   help="lidar: cut .las/.laz into ground tiles of this many metres (0: one record per file)")
+    c.add_argument("--min-points", type=int, default=256, help="lidar: skip clouds or tiles with fewer points")
     c.add_argument("--val-fraction", type=float, default=0.1, help="0 writes train/ only")
     c.add_argument("--on-bad", choices=["skip", "fail"], default="skip",
                    help="corrupt files: skip and report them (default), or stop")
@@ -163,6 +218,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="delete an existing run in run.dir first")
     t.set_defaults(fn=cmd_train)
 
+    tn = sub.add_parser("tune", help="Ray Tune sweep over augmentation/masking/optimizer keys",
+                        epilog="the config's tune: section names the search space over dotted keys, e.g.\n"
+                        "  tune:\n    space:\n      augment.crop_scale_min: uniform(0.08, 0.5)\n"
+                        "      mask.ratio: choice([0.6, 0.75, 0.9])\n    num_samples: 8\n    scheduler: asha\n"
+                        "writes RUN_DIR/best_config.yaml, trials.csv, objective_vs_params.png, learning_curves.png",
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    tn.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    tn.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep; completed trials are kept")
+    tn.add_argument("--overwrite", action="store_true", help="delete an existing sweep in run.dir first")
+    tn.set_defaults(fn=cmd_tune)
+
     e = sub.add_parser("eval", help="kNN probe of a trained run on a labeled shard folder")
     e.add_argument("run_dir")
     e.add_argument("--data", required=True, help="labeled shards (a train/val parent or one split)")
@@ -171,6 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list encoders and methods")
     m.set_defaults(fn=cmd_models)
+
+    from distributed_ssl.cli_ops import add_ops_commands
+
+    add_ops_commands(sub)  # submit, jobs, retrain
     return p
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,38 @@ def digits(tmp_path_factory) -> Path:
     return out
 
 
+# One MLflow store for the whole session: creating a SQLite store runs its migrations (~10 s each time).
+TRACKING_DB = Path(tempfile.mkdtemp(prefix="dssl-tests-")) / "mlflow.db"
+
+
 def tiny_overrides(digits: Path, run_dir: Path, **extra) -> list[str]:
-    """Overrides that make a real but small training run."""
+    """Overrides that make a real but small training run, in its own MLflow experiment of the session store."""
     values = {
+        "tracking.uri": f"sqlite:///{TRACKING_DB}", "tracking.experiment": f"test-{run_dir.parent.name}-{run_dir.name}",
         "data.train": str(digits / "train"), "data.eval": str(digits), "run.dir": str(run_dir),
         "model.encoder": "vit_debug", "train.batch_size": 32, "train.epochs": 2, "train.log_every": 2,
         "train.checkpoint_every": 10, "run.max_failures": 0, "eval.batch_size": 512,
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
+
+
+@pytest.fixture(scope="session")
+def digits_with_bad(digits, tmp_path_factory) -> Path:
+    """The digits train split plus 3 corrupt records (truncated PNG, random bytes, empty) in their own shard."""
+    import pyarrow.parquet as pq
+
+    from distributed_ssl.data.manifest import load_manifest, shard_paths
+    from distributed_ssl.data.shard_writer import ShardWriter
+
+    out = tmp_path_factory.mktemp("bad") / "train"
+    manifest = load_manifest(str(digits / "train"))
+    writer = ShardWriter(str(out), "image", shard_size=500, classes=manifest.classes)
+    rows = [r for p in shard_paths(str(digits / "train")) for r in pq.read_table(p).to_pylist()]
+    for row in rows:
+        writer.add(row)
+    png = rows[0]["image"]
+    for i, data in enumerate([png[: len(png) // 2], bytes(range(256)) * 3, b""]):
+        writer.add({"id": f"corrupt-{i}", "image": data, "format": "png", "label": 0, "source": "test"})
+    writer.close()
+    return out

@@ -6,11 +6,18 @@ from distributed_ssl.methods.registry import build_method
 from distributed_ssl.models import build_encoder, encoder_names
 
 
+def _encoder_and_input(name):
+    """Each family with its own input: image patches for vit_*, tokenised point patches for point_*."""
+    if name.startswith("point_"):
+        enc = build_encoder(name, num_groups=8, group_size=6, point_channels=4)
+        return enc, torch.randn(2, 8, 7, 4)
+    return build_encoder(name, input_size=(32, 32), in_channels=3, patch_size=8), torch.randn(2, 3, 32, 32)
+
+
 @pytest.mark.parametrize("name", encoder_names())
 def test_every_encoder_forward_backward_reaches_every_parameter(name):
     torch.manual_seed(0)
-    enc = build_encoder(name, input_size=(32, 32), in_channels=3, patch_size=8)
-    x = torch.randn(2, 3, 32, 32)
+    enc, x = _encoder_and_input(name)
     tokens = enc(x)
     assert tokens.shape == (2, 1 + enc.num_patches, enc.dim)
     emb = enc.embed(x)
@@ -34,6 +41,13 @@ def test_masked_forward_keeps_only_visible_patches():
 def test_unknown_encoder_lists_known():
     with pytest.raises(ValueError, match="vit_tiny"):
         build_encoder("resnet9000", input_size=(32, 32), in_channels=3, patch_size=4)
+
+
+def test_encoder_of_the_wrong_family_says_which_fits():
+    with pytest.raises(ValueError, match="num_groups.*vit_"):
+        build_encoder("point_debug", input_size=(32, 32), in_channels=3, patch_size=4)
+    with pytest.raises(ValueError, match="input_size.*point_"):
+        build_encoder("vit_debug", num_groups=8, group_size=6, point_channels=4)
 
 
 @pytest.mark.parametrize("method", ["simclr", "mae"])

@@ -86,3 +86,15 @@ def test_schema_version_mismatch_is_refused():
     schema = schema_for("image").with_metadata({b"dssl.modality": b"image", b"dssl.schema_version": b"0"})
     with pytest.raises(ValueError, match="shard-x.*schema_version=0"):
         check_schema(schema, "image", "shard-x")
+
+
+def test_shards_through_a_filesystem_uri(tmp_path):
+    """Shards are addressed by pyarrow filesystem URIs (file:// here; s3:// and gs:// take the same path)."""
+    from distributed_ssl.data.sample_image import write_digits
+
+    uri = (tmp_path / "uri_digits").as_uri()
+    manifests = write_digits(uri, shard_size=1000)
+    assert load_manifest(f"{uri}/train").num_records == manifests["train"].num_records
+    paths = shard_paths(f"{uri}/val")
+    assert paths and all(p.startswith(str(tmp_path)) for p in paths)
+    assert sum(pq.read_table(p).num_rows for p in paths) == manifests["val"].num_records

@@ -64,13 +64,15 @@ def test_simclr_zero2_trains_logs_and_resumes(ray_cluster, digits, tmp_path):
 
 
 @pytest.mark.slow
-def test_mae_zero3_trains(ray_cluster, digits, tmp_path):
+def test_mae_zero3_trains_and_skips_corrupt_records(ray_cluster, digits, digits_with_bad, tmp_path):
     run_dir = tmp_path / "mae"
     cfg = load_config(RECIPES / "image_mae.yaml",
-                      tiny_overrides(digits, run_dir, **{"train.max_steps": 20, "deepspeed.zero_stage": 3,
-                                                         "optim.lr": 3e-3, "optim.warmup_fraction": 0.0}))
+                      tiny_overrides(digits, run_dir, **{"train.max_steps": 30, "deepspeed.zero_stage": 3,
+                                                         "optim.lr": 3e-3, "optim.warmup_fraction": 0.0,
+                                                         "data.train": str(digits_with_bad)}))
     summary = run_training(cfg)
-    assert summary["steps"] == 20 and summary["zero_stage"] == 3 and summary["method"] == "mae"
+    assert summary["bad_records"] == 3 and (run_dir / "bad_records.jsonl").read_text().count("corrupt-") == 3
+    assert summary["steps"] == 30 and summary["zero_stage"] == 3 and summary["method"] == "mae"
     assert summary["knn_top1"] is not None and summary["knn_top1_random_init"] is not None
     _, _, values = _loss_history(summary)
     _assert_loss_falls(values)

@@ -71,4 +71,6 @@ def config_to_dict(cfg: SSLConfig) -> dict[str, Any]:
 def save_config(cfg: SSLConfig, path: str | Path) -> None:
     """Write the resolved config as YAML that `load_config` accepts back."""
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(config_to_dict(cfg), sort_keys=False))
+    from distributed_ssl.tracking.redaction import redact
+
+    Path(path).write_text(yaml.safe_dump(redact(config_to_dict(cfg)), sort_keys=False))

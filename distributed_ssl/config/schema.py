@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class _Section(BaseModel):
@@ -27,14 +27,46 @@ class DataConfig(_Section):
     local_shuffle_buffer: int = Field(512, ge=1)
     preprocess_batch_size: int = Field(128, ge=1, description="Records per Ray Data map_batches call.")
     preprocess_cpus: float = Field(0.5, gt=0, description="CPUs each Ray Data preprocessing task reserves.")
+    max_bad_fraction: float = Field(
+        0.01, ge=0, le=1, description="Undecodable records are counted and skipped up to this fraction of "
+        "data.train; one more stops the job with an error naming the record.")
 
 
 class ModalityConfig(_Section):
-    name: Literal["image"] = "image"
+    name: Literal["image", "audio", "lidar"] = "image"
+    # image
     image_size: int = Field(32, ge=8)
     channels: Literal[1, 3] = 3
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
+    # audio: clips are resampled to sample_rate, cut to clip_seconds, turned into a log-mel spectrogram
+    sample_rate: int = Field(16000, ge=1000, description="Audio: Hz that every clip is resampled to.")
+    clip_seconds: float = Field(1.0, gt=0, description="Audio: duration of a view (random crop or pad).")
+    max_seconds: float = Field(10.0, gt=0, description="Audio: longer clips are centre-cut to this when decoded.")
+    n_fft: int = Field(512, ge=16, description="Audio: STFT window and FFT length in samples.")
+    hop_length: int = Field(256, ge=1, description="Audio: STFT hop in samples.")
+    n_mels: int = Field(32, ge=4, description="Audio: mel bands (the spectrogram's height).")
+    f_min: float = Field(0.0, ge=0, description="Audio: lowest mel filter edge in Hz.")
+    f_max: float | None = Field(None, gt=0, description="Audio: highest mel filter edge in Hz; None = Nyquist.")
+    # lidar: clouds are resampled to num_points, then tokenised into num_groups groups of group_size neighbours
+    num_points: int = Field(1024, ge=16, description="LiDAR: points drawn from each cloud when decoded.")
+    num_groups: int = Field(32, ge=2, description="LiDAR: patch centres chosen by farthest point sampling.")
+    group_size: int = Field(16, ge=2, description="LiDAR: nearest neighbours per patch.")
+    coord_scale: float = Field(10.0, gt=0, description="LiDAR: metres per model unit, after centring the cloud.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModalityConfig:
+        if self.hop_length > self.n_fft:
+            raise ValueError("hop_length must not exceed n_fft")
+        if self.n_mels > self.n_fft // 2 + 1:
+            raise ValueError(f"n_mels={self.n_mels} exceeds the {self.n_fft // 2 + 1} STFT bins of n_fft={self.n_fft}")
+        if self.f_max is not None and (self.f_max > self.sample_rate / 2 or self.f_max <= self.f_min):
+            raise ValueError("f_max must lie in (f_min, sample_rate / 2]")
+        if self.clip_seconds > self.max_seconds:
+            raise ValueError("clip_seconds must not exceed max_seconds")
+        if self.num_groups > self.num_points or self.group_size > self.num_points:
+            raise ValueError("num_groups and group_size must not exceed num_points")
+        return self
 
 
 class AugmentConfig(_Section):
@@ -49,6 +81,23 @@ class AugmentConfig(_Section):
     blur_prob: float = Field(0.2, ge=0, le=1)
     blur_sigma_min: float = Field(0.1, gt=0)
     blur_sigma_max: float = Field(1.5, gt=0)
+    # audio views
+    audio_gain_db: float = Field(6.0, ge=0, description="Random gain in [-x, +x] dB.")
+    audio_shift_seconds: float = Field(0.1, ge=0, description="Random circular time shift up to ±x seconds.")
+    audio_mix_prob: float = Field(0.5, ge=0, le=1, description="Chance of mixing in another clip of the batch.")
+    audio_mix_snr_min_db: float = Field(5.0, description="SNR range of the mixed-in clip, in dB.")
+    audio_mix_snr_max_db: float = Field(20.0)
+    specaug_masks: int = Field(1, ge=0, description="SpecAugment: time masks and frequency masks per view.")
+    specaug_time_width: int = Field(8, ge=0, description="SpecAugment: widest time mask, in frames.")
+    specaug_freq_width: int = Field(4, ge=0, description="SpecAugment: widest frequency mask, in mel bands.")
+    # lidar views
+    point_rotation_deg: float = Field(180.0, ge=0, le=180, description="Random rotation about z in ±x degrees.")
+    point_scale_min: float = Field(0.8, gt=0)
+    point_scale_max: float = Field(1.2, gt=0)
+    point_jitter_sigma: float = Field(0.01, ge=0, description="Gaussian jitter per coordinate, in model units.")
+    point_dropout_max: float = Field(0.3, ge=0, lt=1, description="Drop a random fraction in [0, x] of points.")
+    point_crop_min: float = Field(0.6, gt=0, le=1,
+                                  description="Keep the nearest fraction in [x, 1] of points around a random one.")
 
     @model_validator(mode="after")
     def _ranges(self) -> AugmentConfig:
@@ -58,6 +107,10 @@ class AugmentConfig(_Section):
             raise ValueError("crop_ratio_min must not exceed crop_ratio_max")
         if self.blur_sigma_min > self.blur_sigma_max:
             raise ValueError("blur_sigma_min must not exceed blur_sigma_max")
+        if self.audio_mix_snr_min_db > self.audio_mix_snr_max_db:
+            raise ValueError("audio_mix_snr_min_db must not exceed audio_mix_snr_max_db")
+        if self.point_scale_min > self.point_scale_max:
+            raise ValueError("point_scale_min must not exceed point_scale_max")
         return self
 
 
@@ -71,6 +124,9 @@ class ModelConfig(_Section):
     dim: int | None = Field(None, ge=8, description="Override the flavour's width.")
     depth: int | None = Field(None, ge=1)
     heads: int | None = Field(None, ge=1)
+    init_from: str | None = Field(
+        None, description="Warm start: an encoder.pt state dict (from a finished run or the model registry) loaded "
+        "into the encoder before training; it must match model.encoder. A path every worker can read.")
 
 
 class MethodConfig(_Section):
@@ -149,6 +205,50 @@ class EvalConfig(_Section):
     batch_size: int = Field(256, ge=1)
 
 
+class TuneConfig(_Section):
+    """`dssl tune`: which dotted keys to search, how, and when to stop trials early."""
+
+    space: dict[str, str] = Field(
+        default_factory=dict,
+        description="dotted config key -> uniform(a, b) | loguniform(a, b) | randint(a, b) | choice([...]) | grid([...])")
+    num_samples: int = Field(4, ge=1, description="Trials to sample (repeats of the grid for grid search).")
+    search: Literal["random", "grid", "optuna"] = "random"
+    scheduler: Literal["asha", "none"] = "asha"
+    metric: str = "knn_top1"
+    mode: Literal["max", "min"] = "max"
+    grace_period: int = Field(1, ge=1, description="ASHA: epochs every trial runs before it can be stopped.")
+    reduction_factor: float = Field(2.0, gt=1)
+    max_concurrent_trials: int | None = Field(
+        None, ge=1, description="None: as many as the local cluster's CPUs fit, or all on a remote (autoscaling) one.")
+    trial_max_failures: int = Field(1, ge=0, description="Retries of a failed trial.")
+    seed: int = 0
+
+    @field_validator("space")
+    @classmethod
+    def _expressions_parse(cls, space: dict[str, str]) -> dict[str, str]:
+        from distributed_ssl.launch.search_space import parse_expression
+
+        for key, expr in space.items():
+            try:
+                parse_expression(str(expr))
+            except ValueError as exc:
+                raise ValueError(f"tune.space[{key!r}]: {exc}") from None
+        return space
+
+
+class RetrainConfig(_Section):
+    """`dssl retrain`: where passes live, which registered model and alias they gate, and the promotion rule."""
+
+    root: str = Field("runs/retrain", description="Folder for pass run dirs, the lock, the history file and, "
+                      "unless tracking.uri is set, the shared MLflow SQLite store that holds the model registry.")
+    model_name: str = Field("dssl_encoder", min_length=1, description="Registered model name in MLflow.")
+    alias: str = Field("champion", min_length=1, description="Alias that marks the production encoder.")
+    metric: Literal["knn_top1"] = Field("knn_top1", description="Higher is better; measured on data.eval.")
+    tolerance: float = Field(0.01, description="Promote when new >= champion - tolerance. Negative values "
+                             "demand a gain of at least |tolerance|.")
+    history_file: str | None = Field(None, description="JSON-lines decision log; None: ROOT/history.jsonl.")
+
+
 class SSLConfig(_Section):
     data: DataConfig = DataConfig()
     modality: ModalityConfig = ModalityConfig()
@@ -163,3 +263,5 @@ class SSLConfig(_Section):
     run: RunConfig = RunConfig()
     tracking: TrackingConfig = TrackingConfig()
     eval: EvalConfig = EvalConfig()
+    tune: TuneConfig = TuneConfig()
+    retrain: RetrainConfig = RetrainConfig()

@@ -22,7 +22,8 @@ def open_train_manifest(cfg: SSLConfig) -> Manifest:
     return manifest
 
 
-def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None) -> ray.data.Dataset:
+def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None,
+                        ledger: str | None = None) -> ray.data.Dataset:
     """A lazy Dataset of model-ready batches; re-executed (and reshuffled) on every epoch's iteration."""
     manifest = manifest or open_train_manifest(cfg)
     # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
@@ -30,11 +31,11 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     fs, _ = storage.resolve(cfg.data.train)
     modality = get_modality(cfg.modality.name)
     ds = ray.data.read_parquet(shard_paths(cfg.data.train, manifest), filesystem=fs,
-                               columns=modality.record_columns)
+                               columns=modality.record_columns, include_paths=True)
     if cfg.data.shuffle == "full":
         ds = ds.random_shuffle()
     elif cfg.data.shuffle == "local":
         ds = ds.randomize_block_order()
-    fn = functools.partial(make_views_batch, cfg=cfg.model_dump(mode="json"), spec=spec)
+    fn = functools.partial(make_views_batch, cfg=cfg.model_dump(mode="json"), spec=spec, ledger=ledger)
     return ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
                           num_cpus=cfg.data.preprocess_cpus)

@@ -16,6 +16,25 @@ _FIELDS: dict[str, list[pa.Field]] = {
         pa.field("label", pa.int64(), nullable=True),
         pa.field("source", pa.string(), nullable=True),
     ],
+    "audio": [
+        pa.field("id", pa.string(), nullable=False),
+        # FLAC or WAV file bytes, or raw float32 little-endian mono samples when format is "f32le"
+        pa.field("audio", pa.binary(), nullable=False),
+        pa.field("format", pa.string(), nullable=False),  # flac | wav | f32le
+        pa.field("sample_rate", pa.int32(), nullable=False),
+        pa.field("duration", pa.float32(), nullable=False),  # seconds
+        pa.field("label", pa.int64(), nullable=True),
+        pa.field("source", pa.string(), nullable=True),
+    ],
+    "lidar": [
+        pa.field("id", pa.string(), nullable=False),
+        # float32 little-endian rows (x, y, z, intensity), num_points of them; bytes keep reads zero-copy
+        pa.field("points", pa.binary(), nullable=False),
+        pa.field("num_points", pa.int32(), nullable=False),
+        pa.field("point_labels", pa.binary(), nullable=True),  # uint8 class per point, same order
+        pa.field("label", pa.int64(), nullable=True),  # scene label
+        pa.field("source", pa.string(), nullable=True),
+    ],
 }
 
 

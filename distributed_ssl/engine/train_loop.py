@@ -24,6 +24,7 @@ from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
 from distributed_ssl.engine.schedules import warmup_cosine
+from distributed_ssl.engine.warm_start import load_encoder_weights
 from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.methods.registry import build_method
@@ -73,7 +74,10 @@ def train_worker(config: dict[str, Any]) -> None:
     np.random.seed(cfg.train.seed + rank)
     logger = RunLogger(config["tracking_uri"], config["mlflow_run_id"]) if rank == 0 else None
 
-    method = build_method(cfg).to(device)
+    method = build_method(cfg)
+    if cfg.model.init_from:
+        load_encoder_weights(method, cfg.model.init_from)
+    method = method.to(device)
     eval_splits = load_labeled(cfg.data.eval, cfg) if cfg.data.eval else None
     knn_random = None
     if eval_splits is not None:
@@ -178,13 +182,13 @@ def train_worker(config: dict[str, Any]) -> None:
         meta.update(global_step=global_step, epoch=epoch_done, micro_in_epoch=0, knn_top1=knn)
         is_last = epoch_done == cfg.train.epochs or global_step >= total_steps
         if not is_last:  # metrics only: checkpoints follow train.checkpoint_every, and the final one below
-            report({"global_step": global_step, "loss": last_loss, "epoch": epoch_done, "knn_top1": knn},
-                   with_checkpoint=False)
+            report({"global_step": global_step, "loss": last_loss, "epoch": epoch_done, "knn_top1": knn,
+                    "epoch_end": True}, with_checkpoint=False)
 
     state = full_encoder_state(engine, cfg.deepspeed.zero_stage)
     throughput = all_reduce_mean({"sps": samples_seen / max(train_time, 1e-9)})["sps"] * world
     final = {"global_step": global_step, "epoch": int(meta["epoch"]), "loss": last_loss, "knn_top1": knn,
-             "knn_top1_random_init": knn_random, "samples_per_s": throughput, "done": True}
+             "knn_top1_random_init": knn_random, "samples_per_s": throughput, "finished": True, "epoch_end": True}
     if rank == 0 and state is not None:
         run_dir = Path(config["run_dir"])
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import ray
 from distributed_ssl.config.schema import SSLConfig
 
 
-def ensure_ray(cfg: SSLConfig) -> None:
+def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
     """Join `run.ray_address` / `RAY_ADDRESS` if given, else start a local Ray sized for this run.
 
     Locally, Ray gets more logical CPUs than the machine has cores: training workers and Ray Data tasks
@@ -23,7 +23,7 @@ def ensure_ray(cfg: SSLConfig) -> None:
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
         return
-    needed = math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2
+    needed = max(math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2, math.ceil(min_cpus))
     num_cpus = cfg.run.ray_num_cpus or max(needed, 4, os.cpu_count() or 1)
     # address="local": never attach to some other cluster `ray start` left on this machine.
     ray.init(address="local", num_cpus=num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,

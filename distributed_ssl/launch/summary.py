@@ -11,8 +11,10 @@ SUMMARY_KEYS = ["method", "modality", "encoder", "steps", "epochs", "knn_top1", 
 
 
 def write_summary(summary: dict[str, Any], path: Path) -> None:
+    from distributed_ssl.tracking.redaction import redact
+
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(summary, indent=2))
+    tmp.write_text(json.dumps(redact(summary), indent=2))
     tmp.replace(path)
 
 
@@ -30,3 +32,19 @@ def format_table(summary: dict[str, Any]) -> str:
     line = "+" + "-" * (width + 2) + "+" + "-" * (vwidth + 2) + "+"
     body = [f"| {k.ljust(width)} | {v.ljust(vwidth)} |" for k, v in rows]
     return "\n".join([line, *body, line])
+
+
+def format_rows(rows: list[dict[str, Any]]) -> str:
+    """A table with one line per row (e.g. one per sweep trial)."""
+    if not rows:
+        return "(no rows)"
+    columns = list(rows[0])
+
+    def cell(v: Any) -> str:
+        return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
+    widths = {c: max(len(c), *(len(cell(r.get(c))) for r in rows)) for c in columns}
+    line = "+" + "+".join("-" * (widths[c] + 2) for c in columns) + "+"
+    head = "| " + " | ".join(c.ljust(widths[c]) for c in columns) + " |"
+    body = ["| " + " | ".join(cell(r.get(c)).ljust(widths[c]) for c in columns) + " |" for r in rows]
+    return "\n".join([line, head, line, *body, line])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import time
@@ -14,6 +15,7 @@ from ray.train.torch import TorchTrainer
 from distributed_ssl.config.flatten import flat_params
 from distributed_ssl.config.loader import ConfigError, save_config
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data.bad_records import create_ledger, ledger_name
 from distributed_ssl.data.manifest import DatasetError, Manifest
 from distributed_ssl.data.pipeline import build_train_dataset, open_train_manifest
 from distributed_ssl.data.splits import split_dirs
@@ -55,6 +57,8 @@ def validate_inputs(cfg: SSLConfig) -> Manifest:
                 raise DatasetError(f"data.eval={cfg.data.eval}: split {name} has no labels")
     if cfg.method.name == "simclr" and cfg.train.batch_size < 2:
         raise ConfigError("train.batch_size must be >= 2 for SimCLR negatives")
+    if cfg.model.init_from and "://" not in cfg.model.init_from and not Path(cfg.model.init_from).is_file():
+        raise ConfigError(f"model.init_from={cfg.model.init_from}: no such file (expected an encoder.pt)")
     return manifest
 
 
@@ -80,11 +84,12 @@ def absolute_paths(cfg: SSLConfig) -> SSLConfig:
     return cfg.model_copy(update={
         "data": cfg.data.model_copy(update={"train": fix(cfg.data.train), "eval": fix(cfg.data.eval)}),
         "run": cfg.run.model_copy(update={"dir": fix(cfg.run.dir)}),
+        "model": cfg.model.model_copy(update={"init_from": fix(cfg.model.init_from)}),
     })
 
 
 def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
-                 extra_tags: dict[str, str] | None = None) -> dict[str, Any]:
+                 extra_tags: dict[str, str] | None = None, callbacks: list | None = None) -> dict[str, Any]:
     """Train, evaluate and summarise one run; returns the summary written to RUN_DIR/summary.json."""
     cfg = absolute_paths(cfg)
     manifest = validate_inputs(cfg)
@@ -104,7 +109,8 @@ def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
     logger.artifact(run_dir / CONFIG_FILE)
 
     ensure_ray(cfg)
-    dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest)
+    ledger = create_ledger(state.mlflow_run_id, manifest.num_records, cfg.data.max_bad_fraction)
+    dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest, ledger=ledger_name(state.mlflow_run_id))
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "steps_per_epoch": steps_per_epoch,
@@ -115,7 +121,8 @@ def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
         run_config=ray.train.RunConfig(
             name=RAY_RUN_NAME, storage_path=str(run_dir),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures)),
+            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
+            callbacks=callbacks or []),
         datasets={"train": dataset},
     )
     started = time.time()
@@ -124,6 +131,13 @@ def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
     except BaseException:
         logger.finish("FAILED")
         raise
+    bad = ray.get(ledger.report.remote())
+    if bad:
+        with open(run_dir / "bad_records.jsonl", "w") as f:
+            f.writelines(json.dumps(item) + "\n" for item in bad)
+        logger.artifact(run_dir / "bad_records.jsonl")
+        log.warning("%d undecodable records were skipped; see %s", len(bad), run_dir / "bad_records.jsonl")
+    logger.metrics({"bad_records": float(len(bad))}, step=0)
     metrics = result.metrics or {}
     summary = {
         "method": cfg.method.name, "modality": cfg.modality.name, "encoder": cfg.model.encoder,
@@ -132,7 +146,7 @@ def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
         "samples_per_s": metrics.get("samples_per_s"), "final_loss": metrics.get("loss"),
         "wall_time_s": round(time.time() - started, 1), "num_workers": cfg.scaling.num_workers,
         "zero_stage": cfg.deepspeed.zero_stage, "precision": cfg.deepspeed.precision,
-        "train_records": manifest.num_records, "mlflow_run_id": state.mlflow_run_id,
+        "train_records": manifest.num_records, "bad_records": len(bad), "mlflow_run_id": state.mlflow_run_id,
         "tracking_uri": state.tracking_uri, "run_dir": str(run_dir),
         "checkpoint": result.checkpoint.path if result.checkpoint else None,
     }

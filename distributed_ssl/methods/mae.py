@@ -5,23 +5,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distributed_ssl.losses.masked_patch_mse_loss import MaskedPatchMSELoss
 from distributed_ssl.methods.base import Method
 from distributed_ssl.models.heads import MAEDecoder
 
 
 class MAE(Method):
+    """Modality-agnostic: the encoder supplies the reconstruction target (`patchify`), the decoder's position
+    embedding and the criterion (pixel MSE for ViT patches, Chamfer for point patches)."""
+
     def __init__(self, encoder: nn.Module, decoder_dim: int, decoder_depth: int, decoder_heads: int,
                  norm_pix_loss: bool = True):
         super().__init__()
         self.encoder = encoder
-        self.decoder = MAEDecoder(encoder.dim, decoder_dim, decoder_depth, decoder_heads, encoder.grid,
-                                  encoder.patch_dim)
-        self.criterion = MaskedPatchMSELoss(norm_pix_loss)
+        self.decoder = MAEDecoder(encoder.dim, decoder_dim, decoder_depth, decoder_heads,
+                                  encoder.decoder_position_embedding(decoder_dim), encoder.patch_dim)
+        self.criterion = encoder.reconstruction_loss(norm_pix_loss)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         x, mask = batch["view_0"], batch["mask"].bool()
         latent = self.encoder(x, mask)
-        pred = self.decoder(latent, mask)
+        pred = self.decoder(latent, mask, x)
         loss = self.criterion(pred, self.encoder.patchify(x), mask)
         return {"loss": loss, "mask_ratio": mask.float().mean()}

@@ -8,22 +8,30 @@ import numpy as np
 import torch
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data.bad_records import report_bad, split_good_bad
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 
 def make_views_batch(batch: dict[str, np.ndarray], cfg: dict[str, Any], spec: ViewSpec,
-                     seed: int | None = None) -> dict[str, np.ndarray]:
+                     seed: int | None = None, ledger: str | None = None) -> dict[str, np.ndarray]:
     """Decode a batch and return `view_i` arrays (+ `mask`, + `label` when present).
 
-    Without a seed each call draws fresh randomness, so every epoch sees new augmentations.
+    Without a seed each call draws fresh randomness, so every epoch sees new augmentations. Records that fail
+    to decode are dropped and reported to the run's bad-record `ledger` (see data/bad_records.py).
     """
     config = SSLConfig.model_validate(cfg)
     modality = get_modality(config.modality.name)
     torch.set_num_threads(1)
     gen = torch.Generator()
     gen.manual_seed(int(seed) if seed is not None else int(np.random.SeedSequence().entropy % (2**63)))
-    raw = modality.decode(batch, config)
+    try:
+        raw = modality.decode(batch, config)
+    except Exception:
+        good, bad = split_good_bad(lambda b: modality.decode(b, config), batch)
+        report_bad(ledger, bad)
+        batch = {k: np.asarray(v)[good] for k, v in batch.items()}
+        raw = modality.decode(batch, config)
     out = modality.make_views(raw, spec, config, gen)
     if "label" in batch:
         out["label"] = np.asarray(batch["label"])

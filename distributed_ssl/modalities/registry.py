@@ -34,4 +34,12 @@ def get_modality(name: str) -> Modality:
         from distributed_ssl.modalities.image import ImageModality
 
         return ImageModality()
-    raise ValueError(f"unknown modality {name!r}; known: image")
+    if name == "audio":
+        from distributed_ssl.modalities.audio import AudioModality
+
+        return AudioModality()
+    if name == "lidar":
+        from distributed_ssl.modalities.lidar import LidarModality
+
+        return LidarModality()
+    raise ValueError(f"unknown modality {name!r}; known: image, audio, lidar")

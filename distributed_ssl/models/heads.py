@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distributed_ssl.models.transformer import Block, init_weights, scatter_visible, sincos_pos_embed_2d
+from distributed_ssl.models.transformer import Block, init_weights, scatter_visible
 
 
 class ProjectionHead(nn.Module):
@@ -23,24 +23,30 @@ class ProjectionHead(nn.Module):
 
 
 class MAEDecoder(nn.Module):
-    """Light transformer decoder: visible latents + mask tokens on the full grid → per-patch pixel predictions."""
+    """Light transformer decoder: visible latents + mask tokens at every patch position → per-patch predictions.
 
-    def __init__(self, enc_dim: int, dim: int, depth: int, heads: int, grid: tuple[int, int], patch_dim: int):
+    `pos_embed` comes from the encoder (`encoder.decoder_position_embedding(dim)`): fixed grid embeddings for
+    image and spectrogram patches, an MLP of the patch centres for point patches. That keeps this decoder, and
+    MAE, free of any knowledge of the modality.
+    """
+
+    def __init__(self, enc_dim: int, dim: int, depth: int, heads: int, pos_embed: nn.Module, patch_dim: int):
         super().__init__()
         self.embed = nn.Linear(enc_dim, dim)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.register_buffer("pos_embed", sincos_pos_embed_2d(dim, *grid).unsqueeze(0), persistent=False)
+        self.pos_embed = pos_embed
         self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
         self.norm = nn.LayerNorm(dim)
         self.pred = nn.Linear(dim, patch_dim)
         init_weights(self)
         nn.init.normal_(self.mask_token, std=0.02)
 
-    def forward(self, latent: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """latent [B, 1 + N_visible, D_enc] (class token first), mask [B, N] → [B, N, patch_dim]."""
+    def forward(self, latent: torch.Tensor, mask: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """latent [B, 1 + N_visible, D_enc] (class token first), mask [B, N], the encoder's inputs (for positions)
+        → [B, N, patch_dim]."""
         x = self.embed(latent)
         cls, visible = x[:, :1], x[:, 1:]
-        full = scatter_visible(visible, mask, self.mask_token) + self.pos_embed.to(x.dtype)
+        full = scatter_visible(visible, mask, self.mask_token) + self.pos_embed(inputs).to(x.dtype)
         x = torch.cat([cls, full], dim=1)
         for block in self.blocks:
             x = block(x)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
+from distributed_ssl.models.point_patch_encoder import PointPatchEncoder
 from distributed_ssl.models.vit_encoder import ViTEncoder
 
 # width, depth, heads
@@ -27,7 +29,26 @@ def _vit(flavour: str) -> Callable[..., nn.Module]:
     return build
 
 
+# width, depth, heads, mini-PointNet hidden width; for point patches (the lidar modality)
+POINT_FLAVOURS: dict[str, tuple[int, int, int, int]] = {
+    "point_debug": (32, 1, 2, 32),
+    "point_tiny": (128, 4, 4, 64),
+    "point_small": (384, 12, 6, 128),
+}
+
+
+def _point(flavour: str) -> Callable[..., nn.Module]:
+    def build(num_groups: int, group_size: int, point_channels: int, dim: int | None = None,
+              depth: int | None = None, heads: int | None = None, **_: Any) -> nn.Module:
+        d, n, h, hidden = POINT_FLAVOURS[flavour]
+        return PointPatchEncoder(num_groups, group_size, point_channels, dim or d, depth or n, heads or h,
+                                 hidden=hidden)
+
+    return build
+
+
 _REGISTRY: dict[str, Callable[..., nn.Module]] = {name: _vit(name) for name in VIT_FLAVOURS}
+_REGISTRY.update({name: _point(name) for name in POINT_FLAVOURS})
 
 
 def encoder_names() -> list[str]:
@@ -38,4 +59,12 @@ def build_encoder(name: str, **kwargs: Any) -> nn.Module:
     """Build a registered encoder; unknown names fail with the list of known ones."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown encoder {name!r} (model.encoder); known: {', '.join(encoder_names())}")
-    return _REGISTRY[name](**kwargs)
+    builder = _REGISTRY[name]
+    needed = [p.name for p in inspect.signature(builder).parameters.values()
+              if p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    missing = [p for p in needed if p not in kwargs]
+    if missing:  # e.g. a ViT asked to read point patches: say which encoders fit instead of a TypeError
+        family = "point_*" if name in VIT_FLAVOURS else "vit_*"
+        raise ValueError(f"encoder {name!r} (model.encoder) needs {', '.join(missing)}, which this modality does "
+                         f"not provide; pick a {family} encoder for it")
+    return builder(**kwargs)

@@ -52,6 +52,21 @@ def sincos_pos_embed_2d(dim: int, grid_h: int, grid_w: int) -> torch.Tensor:
     return torch.cat(parts, dim=1).float()
 
 
+class GridPositionEmbedding(nn.Module):
+    """Fixed sin-cos embeddings of a 2-D patch grid as a module: `forward(x)` → [1, N, dim], whatever x holds.
+
+    The MAE decoder asks its encoder for a position embedding module; for grids it ignores the input, for point
+    patches (`PointPatchEncoder`) it reads the patch centres from it.
+    """
+
+    def __init__(self, dim: int, grid: tuple[int, int]):
+        super().__init__()
+        self.register_buffer("table", sincos_pos_embed_2d(dim, *grid).unsqueeze(0), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.table.to(x.dtype)
+
+
 def init_weights(module: nn.Module) -> None:
     """Xavier-uniform linear layers and unit LayerNorms, as ViT/MAE reference code does."""
     for m in module.modules():
@@ -89,5 +104,5 @@ def num_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__ = ["Attention", "Block", "init_weights", "keep_visible", "num_params", "scatter_visible",
+__all__ = ["Attention", "Block", "GridPositionEmbedding", "init_weights", "keep_visible", "num_params", "scatter_visible",
            "sincos_pos_embed_2d"]

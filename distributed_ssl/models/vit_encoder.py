@@ -5,7 +5,14 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distributed_ssl.models.transformer import Block, init_weights, keep_visible, sincos_pos_embed_2d
+from distributed_ssl.losses.masked_patch_mse_loss import MaskedPatchMSELoss
+from distributed_ssl.models.transformer import (
+    Block,
+    GridPositionEmbedding,
+    init_weights,
+    keep_visible,
+    sincos_pos_embed_2d,
+)
 
 
 class ViTEncoder(nn.Module):
@@ -40,6 +47,14 @@ class ViTEncoder(nn.Module):
         p, (gh, gw) = self.patch_size, self.grid
         x = x.reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 3, 5, 1)
         return x.reshape(b, gh * gw, p * p * c)
+
+    def decoder_position_embedding(self, dim: int) -> nn.Module:
+        """Position embedding an MAE decoder of width `dim` adds at every patch: the same fixed grid."""
+        return GridPositionEmbedding(dim, self.grid)
+
+    def reconstruction_loss(self, norm_targets: bool = True) -> nn.Module:
+        """MAE criterion for `patchify` targets: MSE on (per-patch normalised) pixels of hidden patches."""
+        return MaskedPatchMSELoss(norm_targets)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed.to(x.dtype)

@@ -16,6 +16,8 @@ os.environ.setdefault("DO_NOT_TRACK", "true")
 from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
+from distributed_ssl.tracking.redaction import redact  # noqa: E402
+
 MAX_PARAM_LEN = 6000
 
 
@@ -38,8 +40,8 @@ def create_run(uri: str, experiment: str, run_dir: str, run_name: str, params: d
     exp = client.get_experiment_by_name(experiment)
     exp_id = exp.experiment_id if exp else client.create_experiment(
         experiment, artifact_location=_artifact_root(uri, run_dir))
-    run = client.create_run(exp_id, run_name=run_name, tags=tags or {})
-    items = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in sorted(params.items())]
+    run = client.create_run(exp_id, run_name=run_name, tags=redact(tags or {}))
+    items = [Param(k, str(v)[:MAX_PARAM_LEN]) for k, v in sorted(redact(params).items())]
     for i in range(0, len(items), 100):
         client.log_batch(run.info.run_id, params=items[i:i + 100])
     return run.info.run_id
@@ -59,7 +61,7 @@ class RunLogger:
             self.client.log_batch(self.run_id, metrics=batch)
 
     def tags(self, values: dict[str, str]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in values.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in redact(values).items()])
 
     def artifact(self, path: str | Path, subdir: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), subdir)

@@ -1,0 +1,74 @@
+"""Built-in labeled audio set: spoken command words synthesised locally by espeak-ng, many voices per word.
+
+Nothing is downloaded: espeak-ng (a Debian/Ubuntu package) speaks each word with a random accent, voice variant,
+speed and pitch, the clip is resampled to the target rate and stored as FLAC. The label is the word.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from distributed_ssl.data.audio_io import encode_flac, read_audio_file
+from distributed_ssl.data.manifest import DatasetError, Manifest
+from distributed_ssl.data.shard_writer import ShardWriter
+from distributed_ssl.data.splits import assign_splits
+
+WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
+ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc"]
+VARIANTS = ["m1", "m2", "m3", "m4", "m7", "f1", "f2", "f3", "f4", "klatt", "klatt2"]
+INSTALL_HINT = ("espeak-ng is not installed; it synthesises the audio sample set. Install it with "
+                "`sudo apt-get install -y espeak-ng` (Debian/Ubuntu) or `brew install espeak-ng` (macOS), "
+                "or convert your own clips with `dssl data convert audio SRC OUT`.")
+
+
+def espeak_binary() -> str:
+    """Path of espeak-ng, or a DatasetError that says how to install it."""
+    path = shutil.which("espeak-ng")
+    if path is None:
+        raise DatasetError(INSTALL_HINT)
+    return path
+
+
+def speak(binary: str, word: str, voice: str, speed: int, pitch: int, sample_rate: int, tmp: Path) -> np.ndarray:
+    """One utterance as mono float32 at `sample_rate` (espeak-ng writes 22,050 Hz WAV)."""
+    wav = tmp / f"{word}-{voice}-{speed}-{pitch}.wav"
+    cmd = [binary, "-v", voice, "-s", str(speed), "-p", str(pitch), "-w", str(wav), word]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0 or not wav.exists():
+        raise DatasetError(f"espeak-ng failed for {word!r} with voice {voice}: {result.stderr.strip()}")
+    samples = read_audio_file(str(wav), sample_rate)
+    wav.unlink()
+    return samples
+
+
+def write_spoken_words(out_uri: str, per_word: int = 60, sample_rate: int = 16000, val_fraction: float = 0.2,
+                       shard_size: int = 512, seed: int = 0, words: list[str] | None = None) -> dict[str, Manifest]:
+    """Write `out_uri/train` and `out_uri/val`: `per_word` utterances of each word, each a random voice."""
+    binary = espeak_binary()
+    words = words or WORDS
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for label, word in enumerate(words):
+        for k in range(per_word):
+            voice = f"{ACCENTS[rng.integers(len(ACCENTS))]}+{VARIANTS[rng.integers(len(VARIANTS))]}"
+            jobs.append((label, word, k, voice, int(rng.integers(110, 220)), int(rng.integers(20, 80)),
+                         float(rng.uniform(0.3, 1.0))))
+    with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=4) as pool:
+        clips = list(pool.map(lambda j: speak(binary, j[1], j[3], j[4], j[5], sample_rate, Path(tmp)), jobs))
+    labels = [j[0] for j in jobs]
+    is_val = assign_splits(labels, val_fraction, seed)
+    writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "audio", shard_size, list(words)) for s in ("train", "val")}
+    for i, ((label, word, k, voice, speed, pitch, loudness), samples) in enumerate(zip(jobs, clips, strict=True)):
+        # espeak-ng speaks at full scale; a random loudness makes level a nuisance variable, as in real recordings
+        samples = samples * (loudness / max(float(np.abs(samples).max()), 1e-6))
+        writers["val" if is_val[i] else "train"].add(
+            {"id": f"{word}-{k:04d}", "audio": encode_flac(samples, sample_rate), "format": "flac",
+             "sample_rate": sample_rate, "duration": len(samples) / sample_rate, "label": label,
+             "source": f"espeak-ng -v {voice} -s {speed} -p {pitch} {word}"})
+    return {s: w.close() for s, w in writers.items()}

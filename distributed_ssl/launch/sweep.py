@@ -1,0 +1,146 @@
+"""`dssl tune`: a Ray Tune sweep over dotted config keys, each trial a distributed TorchTrainer.
+
+MLflow gets one parent run for the sweep and a nested child run per trial; the sweep dir gets
+best_config.yaml, trials.csv and plots.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ray import tune
+
+from distributed_ssl.config.flatten import flat_params
+from distributed_ssl.config.loader import ConfigError, resolve_config, save_config
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.launch.ray_runtime import ensure_ray
+from distributed_ssl.launch.run_state import RunState
+from distributed_ssl.launch.search_space import parse_expression, to_tune_domain
+from distributed_ssl.launch.sweep_report import write_sweep_report
+from distributed_ssl.launch.sweep_trial import run_trial
+from distributed_ssl.launch.trainer import absolute_paths, validate_inputs
+from distributed_ssl.tracking.mlflow_tracking import RunLogger, create_run, tracking_uri_for
+
+log = logging.getLogger("distributed_ssl.tune")
+TUNE_NAME = "tune"
+SWEEP_CONFIG = "sweep_config.yaml"
+TRIAL_DRIVER_CPUS = 0.1  # the trial function only waits on its TorchTrainer
+
+
+def build_param_space(cfg: SSLConfig) -> dict[str, Any]:
+    """Tune samplers keyed by dotted config key; every key and candidate value is checked against the config."""
+    if not cfg.tune.space:
+        raise ConfigError("tune.space is empty: name at least one dotted key to search, "
+                          "e.g. tune.space={augment.crop_scale_min: 'uniform(0.08, 0.5)'}")
+    base = cfg.model_dump(mode="json")
+    space = {}
+    for key, expr in cfg.tune.space.items():
+        dist = parse_expression(expr)
+        for value in dist.values_for_check():
+            try:
+                resolve_config(base, {key: value}, source=f"tune.space[{key!r}]")
+            except ConfigError as exc:
+                raise ConfigError(f"tune.space[{key!r}] = {expr!r} does not fit the config:\n{exc}") from None
+        try:
+            space[key] = to_tune_domain(dist, cfg.tune.search == "grid")
+        except ValueError as exc:
+            raise ConfigError(f"tune.space[{key!r}]: {exc}") from None
+    return space
+
+
+def _per_trial_cpus(cfg: SSLConfig) -> float:
+    return cfg.scaling.num_workers * cfg.scaling.cpus_per_worker + cfg.data.preprocess_cpus + TRIAL_DRIVER_CPUS
+
+
+def _concurrency(cfg: SSLConfig) -> int | None:
+    """Trials at once: as set; all of them on a remote (autoscaling) cluster, which grows to fit pending trials;
+    locally, as many as the machine's cores hold training workers."""
+    if cfg.tune.max_concurrent_trials:
+        return cfg.tune.max_concurrent_trials
+    if cfg.run.ray_address or os.environ.get("RAY_ADDRESS"):
+        return None
+    workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker
+    return max(1, math.floor((os.cpu_count() or 1) / workers))
+
+
+def _search_alg(cfg: SSLConfig):
+    if cfg.tune.search == "optuna":
+        from ray.tune.search.optuna import OptunaSearch
+
+        return OptunaSearch(metric=cfg.tune.metric, mode=cfg.tune.mode, seed=cfg.tune.seed)
+    return None
+
+
+def _scheduler(cfg: SSLConfig):
+    if cfg.tune.scheduler == "asha":
+        from ray.tune.schedulers import ASHAScheduler
+
+        return ASHAScheduler(time_attr="epoch", max_t=cfg.train.epochs,
+                             grace_period=min(cfg.tune.grace_period, cfg.train.epochs),
+                             reduction_factor=cfg.tune.reduction_factor)
+    return None
+
+
+def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+    """Run (or resume) a sweep; returns the report with the best trial and every trial's outcome."""
+    cfg = absolute_paths(cfg)
+    param_space = build_param_space(cfg)
+    if cfg.tune.metric.startswith("knn") and not cfg.data.eval:
+        raise DatasetError(f"tune.metric={cfg.tune.metric} needs a labeled data.eval set")
+    validate_inputs(cfg)
+    sweep_dir = Path(cfg.run.dir)
+    tune_dir = sweep_dir / TUNE_NAME
+    if tune_dir.exists() and not resume:
+        if not overwrite:
+            raise ConfigError(f"run.dir={sweep_dir} already holds a sweep: `dssl tune --resume {sweep_dir}`, "
+                              "or --overwrite, or another run.dir")
+        shutil.rmtree(sweep_dir)
+    if resume and not tune_dir.exists():
+        raise ConfigError(f"nothing to resume in {sweep_dir}: no sweep found there")
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, sweep_dir / SWEEP_CONFIG)
+
+    state = RunState.load(sweep_dir) if resume else None
+    if state is None:
+        uri = tracking_uri_for(cfg.tracking.uri, str(sweep_dir))
+        params = {k: v for k, v in flat_params(cfg).items() if not k.startswith("tune.space")}
+        params.update({f"search.{k}": v for k, v in cfg.tune.space.items()})
+        state = RunState(create_run(uri, cfg.tracking.experiment, str(sweep_dir), cfg.run.name or sweep_dir.name,
+                                    params, {"kind": "sweep"}), uri, cfg.tracking.experiment)
+        state.save(sweep_dir)
+    parent = RunLogger(state.tracking_uri, state.mlflow_run_id)
+    parent.artifact(sweep_dir / SWEEP_CONFIG)
+
+    concurrency = _concurrency(cfg)
+    # Logical CPUs for a local Ray: every concurrent trial's workers, data tasks and driver, plus slack.
+    ensure_ray(cfg, min_cpus=(concurrency or 1) * _per_trial_cpus(cfg) + 2)
+    trainable = tune.with_resources(
+        functools.partial(run_trial, base=cfg.model_dump(mode="json"), sweep_dir=str(sweep_dir),
+                          parent_run_id=state.mlflow_run_id, tracking_uri=state.tracking_uri),
+        {"cpu": TRIAL_DRIVER_CPUS})
+    if resume:
+        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=True)
+    else:
+        tuner = tune.Tuner(
+            trainable, param_space=param_space,
+            tune_config=tune.TuneConfig(metric=cfg.tune.metric, mode=cfg.tune.mode, num_samples=cfg.tune.num_samples,
+                                        search_alg=_search_alg(cfg), scheduler=_scheduler(cfg),
+                                        max_concurrent_trials=concurrency),
+            run_config=tune.RunConfig(name=TUNE_NAME, storage_path=str(sweep_dir),
+                                      failure_config=tune.FailureConfig(max_failures=cfg.tune.trial_max_failures)))
+    try:
+        results = tuner.fit()
+    except BaseException:
+        parent.finish("FAILED")
+        raise
+    report = write_sweep_report(cfg, results, sweep_dir, parent)
+    parent.finish("FINISHED")
+    return report

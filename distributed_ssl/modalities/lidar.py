@@ -1,0 +1,107 @@
+"""LiDAR modality: decode variable-size clouds to a fixed point count, augment, tokenise into point patches.
+
+A view is one fixed-shape array [B, G, 1 + K, 4] (see `point_tokenizer`), so the pipeline and engine move it like
+any other view; masks hide whole patches, exactly as for image patches.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import numpy as np
+import torch
+
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.masking import random_patch_mask
+from distributed_ssl.modalities.point_augment import light_points, strong_points
+from distributed_ssl.modalities.point_tokenizer import tokenize
+from distributed_ssl.modalities.view_spec import ViewSpec
+
+POINT_CHANNELS = 4  # x, y, z, intensity
+
+
+class LidarModality:
+    name = "lidar"
+    record_columns = ["id", "points", "num_points"]
+
+    def decode(self, batch: dict[str, np.ndarray], cfg: SSLConfig) -> torch.Tensor:
+        """Records → float [B, num_points, 4]: a fixed subset of each cloud, centred, in units of coord_scale.
+
+        The subset is drawn with a generator seeded by the record id, so a record decodes identically in every
+        epoch and in evaluation; clouds with fewer points are resampled with replacement.
+        """
+        n, scale = cfg.modality.num_points, cfg.modality.coord_scale
+        out = np.empty((len(batch["points"]), n, POINT_CHANNELS), dtype=np.float32)
+        for i, data in enumerate(batch["points"]):
+            rid = str(batch["id"][i]) if "id" in batch else str(i)
+            count = int(batch["num_points"][i])
+            if count < 1 or len(data) != count * POINT_CHANNELS * 4:
+                raise RecordDecodeError(f"record {rid!r}: {len(data)} bytes of points do not match "
+                                        f"num_points={count} × 4 float32")
+            pts = np.frombuffer(data, dtype="<f4").reshape(count, POINT_CHANNELS)
+            rng = np.random.default_rng(zlib.crc32(rid.encode()))
+            idx = rng.choice(count, n, replace=count < n)
+            sub = pts[idx].astype(np.float32)
+            if not np.isfinite(sub).all():
+                raise RecordDecodeError(f"record {rid!r}: points contain NaN or infinity")
+            sub[:, :3] = (sub[:, :3] - sub[:, :3].mean(axis=0)) / scale
+            out[i] = sub
+        return torch.from_numpy(out)
+
+    def _tokens(self, points: torch.Tensor, cfg: SSLConfig, gen: torch.Generator | None) -> torch.Tensor:
+        return tokenize(points, cfg.modality.num_groups, cfg.modality.group_size, gen)
+
+    def make_views(self, raw: torch.Tensor, spec: ViewSpec, cfg: SSLConfig,
+                   gen: torch.Generator) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for v in range(spec.num_views):
+            if spec.augment == "strong":
+                points = strong_points(raw, cfg.augment, gen)
+            elif spec.augment == "light":
+                points = light_points(raw, cfg.augment, gen)
+            else:
+                points = raw
+            out[f"view_{v}"] = self._tokens(points, cfg, gen).numpy().astype(np.float32)
+        if spec.mask:
+            out["mask"] = random_patch_mask(raw.shape[0], self.num_patches(cfg), cfg.mask.ratio, gen).numpy()
+        return out
+
+    def eval_inputs(self, raw: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:
+        return self._tokens(raw, cfg, None)
+
+    def num_patches(self, cfg: SSLConfig) -> int:
+        return cfg.modality.num_groups
+
+    def encoder_kwargs(self, cfg: SSLConfig) -> dict[str, Any]:
+        return {"num_groups": cfg.modality.num_groups, "group_size": cfg.modality.group_size,
+                "point_channels": POINT_CHANNELS}
+
+    def preview(self, batch: dict[str, np.ndarray], cfg: SSLConfig, path: str) -> None:
+        """Top-down scatter of each view's patches (one colour per patch; hidden patches grey)."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        views = sorted(k for k in batch if k.startswith("view_"))
+        rows = min(4, len(batch[views[0]]))
+        fig, axes = plt.subplots(rows, len(views), figsize=(3 * len(views), 3 * rows), squeeze=False)
+        for r in range(rows):
+            for col, v in enumerate(views):
+                tokens = batch[v][r]  # [G, 1 + K, 4]
+                xyz = tokens[:, 1:, :3] + tokens[:, :1, :3]
+                colour = np.repeat(np.arange(len(tokens), dtype=float), xyz.shape[1])
+                if "mask" in batch and col == 0:
+                    colour[np.repeat(batch["mask"][r], xyz.shape[1])] = np.nan
+                ax = axes[r][col]
+                ax.scatter(xyz[..., 0].ravel(), xyz[..., 1].ravel(), c=colour, s=1,
+                           cmap=plt.get_cmap("tab20").with_extremes(bad="lightgrey"), plotnonfinite=True)
+                ax.set_aspect("equal")
+                ax.set_axis_off()
+                if r == 0:
+                    ax.set_title(v + (" (grey: hidden)" if "mask" in batch and col == 0 else ""), fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=100)
+        plt.close(fig)

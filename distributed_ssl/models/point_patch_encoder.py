@@ -1,0 +1,90 @@
+"""Transformer over point patches (Point-MAE): a mini-PointNet embeds each patch, an MLP of its centre positions it.
+
+Input is the tokenizer's [B, G, 1 + K, C] tensor (row 0: patch centre; rows 1..K: neighbours relative to it).
+Same surface as `ViTEncoder`: `forward(x, mask)` → [B, 1 + G_visible, D], `embed(x)` → [B, D], plus what MAE
+asks of an encoder (`patchify`, `patch_dim`, `decoder_position_embedding`, `reconstruction_loss`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from distributed_ssl.losses.chamfer_loss import MaskedChamferLoss
+from distributed_ssl.models.transformer import Block, init_weights, keep_visible
+
+
+class MiniPointNet(nn.Module):
+    """Shared per-point MLP → max-pool → concat the pooled feature back to every point → MLP → max-pool.
+
+    LayerNorm instead of PointNet's BatchNorm keeps samples independent of their rank's batch.
+    """
+
+    def __init__(self, in_channels: int, dim: int, hidden: int = 128):
+        super().__init__()
+        self.first = nn.Sequential(nn.Linear(in_channels, hidden), nn.LayerNorm(hidden), nn.GELU(),
+                                   nn.Linear(hidden, 2 * hidden))
+        self.second = nn.Sequential(nn.Linear(4 * hidden, 2 * hidden), nn.LayerNorm(2 * hidden), nn.GELU(),
+                                    nn.Linear(2 * hidden, dim))
+
+    def forward(self, points: torch.Tensor) -> torch.Tensor:
+        """[B, G, K, C] → [B, G, dim]; invariant to the order of the K points."""
+        f = self.first(points)
+        pooled = f.max(dim=2, keepdim=True).values.expand_as(f)
+        return self.second(torch.cat([pooled, f], dim=-1)).max(dim=2).values
+
+
+class CentreEmbedding(nn.Module):
+    """Position embedding of point patches: an MLP of the patch centres' xyz (row 0 of each group)."""
+
+    def __init__(self, dim: int, hidden: int = 128):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(3, hidden), nn.GELU(), nn.Linear(hidden, dim))
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.mlp(tokens[:, :, 0, :3])
+
+
+class PointPatchEncoder(nn.Module):
+    def __init__(self, num_groups: int, group_size: int, point_channels: int, dim: int, depth: int, heads: int,
+                 mlp_ratio: float = 4.0, hidden: int = 128):
+        super().__init__()
+        self.num_patches = num_groups
+        self.group_size = group_size
+        self.dim = dim
+        self.patch_embed = MiniPointNet(point_channels, dim, hidden)
+        self.pos_embed = CentreEmbedding(dim, hidden)
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.blocks = nn.ModuleList(Block(dim, heads, mlp_ratio) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        init_weights(self)
+        nn.init.normal_(self.cls_token, std=0.02)
+
+    @property
+    def patch_dim(self) -> int:
+        return self.group_size * 3
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, G, 1 + K, C] → [B, G, K·3]: neighbour xyz relative to the centre (the MAE target)."""
+        return x[:, :, 1:, :3].reshape(x.shape[0], x.shape[1], -1)
+
+    def decoder_position_embedding(self, dim: int) -> nn.Module:
+        return CentreEmbedding(dim)
+
+    def reconstruction_loss(self, norm_targets: bool = True) -> nn.Module:
+        """Chamfer-L2 on hidden patches; `norm_targets` (a pixel-MSE option) has no meaning for point sets."""
+        return MaskedChamferLoss()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        tokens = self.patch_embed(x[:, :, 1:]) + self.pos_embed(x)
+        if mask is not None:
+            tokens = keep_visible(tokens, mask)
+        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
+        tokens = torch.cat([cls, tokens], dim=1)
+        for block in self.blocks:
+            tokens = block(tokens)
+        return self.norm(tokens)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Mean of the patch tokens, through __call__ so ZeRO-3 gathers this module's parameters."""
+        return self(x)[:, 1:].mean(dim=1)

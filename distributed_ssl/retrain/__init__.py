@@ -1,0 +1,1 @@
+"""Scheduled retraining: new shards → warm-started training → registry version → gated promotion."""

@@ -1,0 +1,27 @@
+"""The promotion metric, measured the same way for the new encoder and the champion.
+
+Both are probed here, on this machine, on the current `data.eval`, rather than comparing the new run's
+in-training number with a value stored months ago: the two numbers then differ only in the weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.evaluation.knn_probe import knn_probe
+from distributed_ssl.evaluation.labeled_set import LabeledSplit
+from distributed_ssl.methods.registry import build_encoder_for
+
+
+def probe_weights(weights: Path, cfg: SSLConfig, splits: dict[str, LabeledSplit]) -> float:
+    """kNN top-1 of the encoder in `weights` (an encoder.pt state dict, loaded tensors-only)."""
+    encoder = build_encoder_for(cfg)
+    try:
+        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    except RuntimeError as exc:
+        raise ValueError(f"{weights} does not fit model.encoder={cfg.model.encoder}: {exc}") from None
+    with torch.no_grad():
+        return float(knn_probe(encoder.eval().embed, splits, cfg.eval))

@@ -1,0 +1,121 @@
+"""A real `ray start --head` for tests, on non-default ports, stopped by process id.
+
+`ray stop` would kill every Ray process of this user on the machine, including other people's clusters and
+test sessions; instead the head runs with `--block` in its own session and teardown terminates exactly the
+process tree it started (the GCS, raylet, dashboard, workers, and any fake worker nodes the autoscaler added).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+VENV_BIN = str(Path(sys.executable).parent)
+
+
+@dataclass
+class RayHead:
+    port: int
+    dashboard_port: int | None
+    proc: subprocess.Popen
+    temp_dir: str
+    log_path: Path
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def gcs_address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"http://127.0.0.1:{self.dashboard_port}"
+
+    def log_tail(self, chars: int = 3000) -> str:
+        return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
+
+
+def start_head(port: int, num_cpus: int, log_dir: Path, dashboard_port: int | None = None,
+               autoscaling_config: Path | None = None, env: dict[str, str] | None = None,
+               timeout_s: float = 120) -> RayHead:
+    """Start the head and wait until its GCS (and dashboard, if any) answers."""
+    temp_dir = tempfile.mkdtemp(prefix="dssl-ray-", dir="/tmp")  # short: Unix socket paths are limited to 107 bytes
+    cmd = [f"{VENV_BIN}/ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+           f"--num-cpus={num_cpus}", "--object-store-memory=400000000", f"--temp-dir={temp_dir}",
+           "--disable-usage-stats", f"--dashboard-agent-listen-port={port + 46000}"]
+    if dashboard_port is None:
+        cmd.append("--include-dashboard=false")
+    else:
+        cmd += ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}"]
+    if autoscaling_config is not None:
+        cmd.append(f"--autoscaling-config={autoscaling_config}")
+    full_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **(env or {})}
+    full_env.pop("RAY_ADDRESS", None)
+    log_path = log_dir / f"ray-head-{port}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+    head = RayHead(port, dashboard_port, proc, temp_dir, log_path, env or {})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start exited with {proc.returncode}:\n{head.log_tail()}")
+        if _ready(head):
+            return head
+        time.sleep(1)
+    stop_head(head)
+    raise TimeoutError(f"Ray head on port {port} not ready after {timeout_s:.0f} s:\n{head.log_tail()}")
+
+
+def _ready(head: RayHead) -> bool:
+    if b"Ray runtime started" not in head.log_path.read_bytes():
+        return False
+    if head.dashboard_port is None:
+        return True
+    from distributed_ssl.launch.ray_auth import auth_headers
+
+    try:
+        req = urllib.request.Request(f"{head.dashboard_url}/api/version", headers=auth_headers())
+        with urllib.request.urlopen(req, timeout=2) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def stop_head(head: RayHead, grace_s: float = 15) -> None:
+    """Terminate the head's whole process tree (by pid), then remove its temp dir."""
+    try:
+        root = psutil.Process(head.proc.pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        procs = []
+    # Also whatever re-parented itself but stayed in the head's session (start_new_session: sid == head pid).
+    procs += [p for p in psutil.process_iter() if p not in procs and _sid(p) == head.proc.pid]
+    for p in procs:
+        try:
+            p.send_signal(signal.SIGTERM)
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(procs, timeout=grace_s)
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=5)
+    shutil.rmtree(head.temp_dir, ignore_errors=True)
+
+
+def _sid(proc: psutil.Process) -> int | None:
+    try:
+        return os.getsid(proc.pid)
+    except (ProcessLookupError, PermissionError):
+        return None

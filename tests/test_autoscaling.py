@@ -1,0 +1,64 @@
+"""Autoscaling shown, not claimed: Ray's own autoscaler, with its fake multi-node provider, adds worker nodes
+for work that needs them (tasks asking for a worker-only resource, then a 2-trial `dssl tune` sweep pointed at the
+cluster exactly as on a laptop) and removes them once they idle."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from ray.autoscaler._private.util import validate_config
+
+from tests.local_ray_head import start_head, stop_head
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_CONFIG = ROOT / "jobs" / "autoscaling" / "fake_multinode.yaml"
+PORT = 6391
+
+
+def test_fake_cluster_config_is_valid_and_worker_only_resource():
+    config = yaml.safe_load(FAKE_CONFIG.read_text())
+    validate_config(config)
+    types = config["available_node_types"]
+    assert "dssl_worker" not in types["ray.head.default"]["resources"]
+    workers = [t for name, t in types.items() if name != config["head_node_type"]]
+    assert workers and all(t["min_workers"] == 0 and t["max_workers"] >= 2 for t in workers)
+    assert all(t["resources"].get("dssl_worker", 0) >= 1 for t in workers)
+
+
+@pytest.mark.slow
+def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, digits):
+    config = yaml.safe_load(FAKE_CONFIG.read_text())
+    config["provider"]["gcs_address"] = f"127.0.0.1:{PORT}"
+    path = tmp_path / "autoscaling.yaml"
+    config["available_node_types"]["ray.head.default"]["resources"] = {"CPU": 0}
+    path.write_text(yaml.safe_dump(config))
+    # No CPUs on the head: every task and every trial can only run on nodes the autoscaler adds.
+    head = start_head(PORT, num_cpus=0, log_dir=tmp_path, autoscaling_config=path,
+                      env={"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"})
+    # `ray start --head` turned token auth on; a driver given an explicit address must opt in to send the token.
+    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    env.pop("RAY_ADDRESS", None)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "tests.autoscale_probe", head.gcs_address, "2", "120",
+                               str(tmp_path / "sweep"), str(digits)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=420, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:] + head.log_tail()
+        result = json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        stop_head(head)
+    counts = [n for _, n in result["timeline"]]
+    up = next(t for t, n in result["timeline"] if n > 1)
+    down = result["timeline"][-1][0]
+    print(f"\nautoscaler: nodes {counts[0]} -> {max(counts)} -> {counts[-1]}; first worker node at {up} s, "
+          f"tasks done at {result['t_done']} s, sweep done at {result['t_sweep_done']} s, back to the head alone at {down} s")
+    assert counts[0] == 1, "the cluster must start with the head alone"
+    assert max(counts) >= 2, "no worker node was added for work that needs `dssl_worker`"
+    assert all(node != result["head"] for node in result["ran_on"]), "worker-only work ran on the head"
+    assert counts[-1] == 1, f"idle worker nodes were not removed: {result['timeline'][-5:]}"
+    assert result["sweep"]["trials"] == 2, result["sweep"]

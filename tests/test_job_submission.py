@@ -1,0 +1,90 @@
+"""`dssl submit` / `dssl jobs`: local validation first, then a real job on a real `ray start --head` cluster."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from distributed_ssl.cli import main
+from distributed_ssl.config.loader import ConfigError
+from distributed_ssl.launch.job_submission import JOB_CONFIG_NAME, PACKAGE_DIR, prepare_submission
+from tests.conftest import tiny_overrides
+from tests.local_ray_head import start_head, stop_head
+
+RECIPE = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "image_simclr.yaml"
+PORT, DASHBOARD_PORT = 6390, 8290
+UNREACHABLE = "http://127.0.0.1:9"  # nothing listens: a test that reaches the network fails differently
+
+
+def test_invalid_config_fails_before_submission_naming_key_and_reason(capsys):
+    code = main(["submit", str(RECIPE), "train.epochs=0", "data.train=/abs/x", "data.eval=/abs/y", "run.dir=/abs/r",
+                 "--address", UNREACHABLE])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "train.epochs" in err and "greater than or equal to 1" in err
+    assert "Jobs API" not in err and "Connection" not in err  # it never tried to connect
+
+
+def test_unknown_key_and_relative_paths_are_refused(capsys):
+    assert main(["submit", str(RECIPE), "train.epoch=3", "--address", UNREACHABLE]) == 2
+    assert "train.epoch: unknown key" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"data\.train=data/digits/train is a relative path"):
+        prepare_submission(str(RECIPE), [])
+
+
+def test_runtime_env_ships_package_and_resolved_config(tmp_path):
+    sub, staging = prepare_submission(str(RECIPE), [f"data.train={tmp_path}/t", f"data.eval={tmp_path}/e",
+                                                    f"run.dir={tmp_path}/r", "train.epochs=3"], tune=True)
+    env = sub.runtime_env
+    assert env["py_modules"] == [str(PACKAGE_DIR)] and Path(env["working_dir"]) == staging
+    assert {".venv", "data", "runs"} <= set(env["excludes"])
+    assert sub.entrypoint == f"python -m distributed_ssl.cli tune {JOB_CONFIG_NAME}"
+    shipped = (staging / JOB_CONFIG_NAME).read_text()
+    assert "epochs: 3" in shipped and sub.submission_id in shipped  # run.name defaults to the job id
+    assert sorted(p.name for p in staging.iterdir()) == [JOB_CONFIG_NAME]
+
+
+@pytest.fixture
+def ray_head(tmp_path):
+    head = start_head(PORT, num_cpus=6, log_dir=tmp_path, dashboard_port=DASHBOARD_PORT)
+    yield head
+    stop_head(head)
+
+
+@pytest.mark.slow
+def test_submit_train_job_succeeds_logs_and_tracks(ray_head, digits, tmp_path, capsys):
+    address = ray_head.dashboard_url
+    db = tmp_path / "mlflow.db"
+    run_dir = tmp_path / "job_run"
+    overrides = tiny_overrides(digits, run_dir, **{"train.max_steps": 4, "train.epochs": 1,
+                                                    "tracking.uri": f"sqlite:///{db}", "run.ray_num_cpus": 6})
+    started = time.monotonic()
+    code = main(["submit", str(RECIPE), *overrides, "--address", address, "--wait", "--timeout", "400"])
+    wall = time.monotonic() - started
+    out = capsys.readouterr().out
+    job_id = out.split()[1]
+    print(f"\njob {job_id}: submit → SUCCEEDED in {wall:.1f} s")
+    assert code == 0, out[-4000:]
+    assert f"job {job_id}: SUCCEEDED" in out
+
+    assert main(["jobs", "status", job_id, "--address", address]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "SUCCEEDED"
+    assert main(["jobs", "logs", job_id, "--address", address]) == 0
+    logs = capsys.readouterr().out
+    assert "knn_top1" in logs and str(run_dir / "summary.json") in logs
+    assert main(["jobs", "list", "--address", address]) == 0
+    assert job_id in capsys.readouterr().out
+
+    summary = json.loads((run_dir / "summary.json").read_text())
+    runs = MlflowClient(f"sqlite:///{db}").search_runs(
+        [e.experiment_id for e in MlflowClient(f"sqlite:///{db}").search_experiments()],
+        filter_string=f"attributes.run_name = '{job_id}'")
+    assert [r.info.run_id for r in runs] == [summary["mlflow_run_id"]]
+    assert runs[0].info.status == "FINISHED" and "knn_top1" in runs[0].data.metrics
+
+    # A job id that does not exist is an error line, not a traceback.
+    assert main(["jobs", "status", "no-such-job", "--address", address]) == 2
