@@ -47,18 +47,29 @@ def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, 
     try:
         proc = subprocess.run([sys.executable, "-m", "tests.autoscale_probe", head.gcs_address, "2", "120",
                                str(tmp_path / "sweep"), str(digits)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=420, env=env)
+                              cwd=ROOT, capture_output=True, text=True, timeout=560, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:] + head.log_tail()
         result = json.loads(proc.stdout.strip().splitlines()[-1])
     finally:
         stop_head(head)
-    counts = [n for _, n in result["timeline"]]
-    up = next(t for t, n in result["timeline"] if n > 1)
-    down = result["timeline"][-1][0]
-    print(f"\nautoscaler: nodes {counts[0]} -> {max(counts)} -> {counts[-1]}; first worker node at {up} s, "
-          f"tasks done at {result['t_done']} s, sweep done at {result['t_sweep_done']} s, back to the head alone at {down} s")
+    timeline, marks = result["timeline"], result["marks"]
+    counts = [n for _, n in timeline]
+    during_sweep = [n for t, n in timeline if marks["tasks_scaled_down"] < t <= marks.get("sweep_done", 0)]
+    print(f"\nautoscaler: nodes over time {_runs(counts)}; events (s): {marks}")
     assert counts[0] == 1, "the cluster must start with the head alone"
     assert max(counts) >= 2, "no worker node was added for work that needs `dssl_worker`"
     assert all(node != result["head"] for node in result["ran_on"]), "worker-only work ran on the head"
-    assert counts[-1] == 1, f"idle worker nodes were not removed: {result['timeline'][-5:]}"
-    assert result["sweep"]["trials"] == 2, result["sweep"]
+    assert result["tasks_scaled_down"], f"idle worker nodes were not removed after the tasks: {timeline[-5:]}"
+    sweep = result["sweep"]
+    assert sweep["trials"] == 2, sweep
+    assert during_sweep and max(during_sweep) >= 2, "no worker node was added for the sweep's trials"
+    assert sweep["scaled_down"] and counts[-1] == 1, f"idle nodes were not removed after the sweep: {timeline[-5:]}"
+
+
+def _runs(counts: list[int]) -> str:
+    """[1, 1, 2, 3, 3, 1] → '1 -> 2 -> 3 -> 1'."""
+    out = [counts[0]]
+    for n in counts[1:]:
+        if n != out[-1]:
+            out.append(n)
+    return " -> ".join(map(str, out))

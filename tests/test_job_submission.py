@@ -67,7 +67,8 @@ def test_submit_train_job_succeeds_logs_and_tracks(ray_head, digits, tmp_path, c
     wall = time.monotonic() - started
     out = capsys.readouterr().out
     job_id = out.split()[1]
-    print(f"\njob {job_id}: submit → SUCCEEDED in {wall:.1f} s")
+    with capsys.disabled():
+        print(f"\njob {job_id}: submit → end in {wall:.1f} s (exit {code})")
     assert code == 0, out[-4000:]
     assert f"job {job_id}: SUCCEEDED" in out
 

@@ -37,7 +37,7 @@ def scenes(tmp_path_factory) -> Path:
 
 def _run(recipe: str, data: Path, run_dir: Path, **extra) -> dict:
     values = {"data.train": str(data / "train"), "data.eval": str(data), "run.dir": str(run_dir),
-              "train.batch_size": 16, "train.epochs": 4, "train.max_steps": 12, "train.log_every": 2,
+              "train.batch_size": 8, "train.epochs": 4, "train.max_steps": 12, "train.log_every": 2,
               "train.checkpoint_every": 100, "run.max_failures": 0, "eval.batch_size": 256,
               "data.preprocess_batch_size": 32, **extra}
     cfg = load_config(RECIPES / recipe, [f"{k}={v}" for k, v in values.items()])

@@ -1,5 +1,6 @@
 """A training worker killed mid-run: Ray Train restarts the group from the last checkpoint and the run finishes."""
 
+import json
 import os
 import signal
 import threading
@@ -14,9 +15,19 @@ from distributed_ssl.launch.trainer import run_training
 from tests.conftest import tiny_overrides
 
 
+def _registered_checkpoint_step(run_dir) -> int:
+    """The step of the latest checkpoint Ray Train has registered (all ranks reported it), 0 if none."""
+    snapshot = run_dir / "train" / "checkpoint_manager_snapshot.json"
+    try:
+        latest = json.loads(snapshot.read_text()).get("latest_checkpoint_result")
+    except (OSError, ValueError):
+        return 0
+    return int(latest["metrics"].get("global_step", 0)) if latest else 0
+
+
 def _kill_one_worker_after_first_checkpoint(run_dir, killed: list, stop: threading.Event) -> None:
     while not stop.is_set():
-        if list((run_dir / "train").glob("checkpoint_*/meta.json")):
+        if _registered_checkpoint_step(run_dir) >= 8:
             for proc in psutil.process_iter(["cmdline"]):
                 if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
                     os.kill(proc.pid, signal.SIGKILL)
@@ -48,8 +59,10 @@ def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, digits, tmp_pat
     steps = [m.step for m in client.get_metric_history(summary["mlflow_run_id"], "loss")]
     assert max(steps) == 40
     redone = len(steps) - len(set(steps))
-    assert redone <= cfg.train.checkpoint_every  # at most one checkpoint interval was trained again
     run = client.get_run(summary["mlflow_run_id"])
     resumed_from = int(run.data.tags["resumed_from_step"])  # the new group restored a checkpoint, not step 0
     assert resumed_from >= 8 and resumed_from % 8 == 0
+    # Only steps after the restored checkpoint were trained again. Rank 0 may run up to one interval ahead of the
+    # last checkpoint that every rank has reported (what Ray registers), so the bound is two intervals.
+    assert redone < 2 * cfg.train.checkpoint_every
     assert run.info.status == "FINISHED"

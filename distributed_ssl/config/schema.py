@@ -27,6 +27,9 @@ class DataConfig(_Section):
     local_shuffle_buffer: int = Field(512, ge=1)
     preprocess_batch_size: int = Field(128, ge=1, description="Records per Ray Data map_batches call.")
     preprocess_cpus: float = Field(0.5, gt=0, description="CPUs each Ray Data preprocessing task reserves.")
+    cache_raw_mb: int = Field(
+        256, ge=0, description="Shard sets smaller than this are read once and kept in Ray's object store, so "
+        "later epochs skip listing and reading files; 0 reads from storage every epoch.")
     max_bad_fraction: float = Field(
         0.01, ge=0, le=1, description="Undecodable records are counted and skipped up to this fraction of "
         "data.train; one more stops the job with an error naming the record.")

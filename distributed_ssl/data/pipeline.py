@@ -32,6 +32,8 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     modality = get_modality(cfg.modality.name)
     ds = ray.data.read_parquet(shard_paths(cfg.data.train, manifest), filesystem=fs,
                                columns=modality.record_columns, include_paths=True)
+    if sum(shard.bytes for shard in manifest.shards) < cfg.data.cache_raw_mb * 1024 * 1024:
+        ds = ds.materialize()
     if cfg.data.shuffle == "full":
         ds = ds.random_shuffle()
     elif cfg.data.shuffle == "local":

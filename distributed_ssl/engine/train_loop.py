@@ -74,10 +74,7 @@ def train_worker(config: dict[str, Any]) -> None:
     np.random.seed(cfg.train.seed + rank)
     logger = RunLogger(config["tracking_uri"], config["mlflow_run_id"]) if rank == 0 else None
 
-    method = build_method(cfg)
-    if cfg.model.init_from:
-        load_encoder_weights(method, cfg.model.init_from)
-    method = method.to(device)
+    method = build_method(cfg).to(device)
     eval_splits = load_labeled(cfg.data.eval, cfg) if cfg.data.eval else None
     knn_random = None
     if eval_splits is not None:
@@ -85,6 +82,8 @@ def train_worker(config: dict[str, Any]) -> None:
         method.eval()
         knn_random = knn_probe(method.embed, eval_splits, cfg.eval, device, torch.float32)
         method.train()
+    if cfg.model.init_from:  # warm start after the baseline, so the baseline stays a random init
+        load_encoder_weights(method, cfg.model.init_from)
 
     trainable = method.trainable_module()
     optimizer = torch.optim.AdamW(param_groups(trainable, cfg.optim.weight_decay), lr=cfg.optim.lr,

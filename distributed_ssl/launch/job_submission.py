@@ -174,8 +174,9 @@ def stop_job(address: str, job_id: str) -> bool:
     return bool(jobs_client(address).stop_job(job_id))
 
 
-def print_jobs(rows: list[dict[str, Any]], out: TextIO = sys.stdout) -> None:
+def print_jobs(rows: list[dict[str, Any]], out: TextIO | None = None) -> None:
     """One line a job: id, status, start time, entrypoint."""
+    out = out or sys.stdout
     if not rows:
         out.write("no jobs\n")
         return
