@@ -99,21 +99,27 @@ def cmd_config_show(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_train(ns: argparse.Namespace) -> int:
+def _config_or_resume(ns: argparse.Namespace, saved_config: str, missing: str):
+    """`CONFIG [overrides]`, or with `--resume DIR` the config saved in DIR plus overrides."""
     from distributed_ssl.config import load_config
-    from distributed_ssl.launch.run_state import CONFIG_FILE
-    from distributed_ssl.launch.summary import format_table
-    from distributed_ssl.launch.trainer import run_training
 
     path, overrides = _split_config_args(ns.args)
     if ns.resume:
         if path is not None:
-            raise SystemExit("error: with --resume the run's own config is used; pass only key=value overrides")
-        cfg = load_config(Path(ns.resume) / CONFIG_FILE, overrides + [f"run.dir={ns.resume}"])
-    else:
-        if path is None:
-            raise SystemExit("error: dssl train needs a CONFIG (e.g. jobs/configs/image_simclr.yaml) or --resume")
-        cfg = load_config(path, overrides)
+            raise SystemExit("error: with --resume the saved config is used; pass only key=value overrides")
+        return load_config(Path(ns.resume) / saved_config, overrides + [f"run.dir={ns.resume}"])
+    if path is None:
+        raise SystemExit(f"error: {missing}")
+    return load_config(path, overrides)
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    from distributed_ssl.launch.run_state import CONFIG_FILE
+    from distributed_ssl.launch.summary import format_table
+    from distributed_ssl.launch.trainer import run_training
+
+    cfg = _config_or_resume(ns, CONFIG_FILE, "dssl train needs a CONFIG (e.g. jobs/configs/image_simclr.yaml) "
+                                             "or --resume RUN_DIR")
     summary = run_training(cfg, resume=bool(ns.resume), overwrite=ns.overwrite)
     print(format_table(summary))
     print(str(Path(summary["run_dir"]) / "summary.json"))
@@ -121,19 +127,10 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
 
 def cmd_tune(ns: argparse.Namespace) -> int:
-    from distributed_ssl.config import load_config
     from distributed_ssl.launch.summary import format_rows
     from distributed_ssl.launch.sweep import SWEEP_CONFIG, run_sweep
 
-    path, overrides = _split_config_args(ns.args)
-    if ns.resume:
-        if path is not None:
-            raise SystemExit("error: with --resume the sweep's own config is used; pass only key=value overrides")
-        cfg = load_config(Path(ns.resume) / SWEEP_CONFIG, overrides + [f"run.dir={ns.resume}"])
-    else:
-        if path is None:
-            raise SystemExit("error: dssl tune needs a CONFIG with a tune: section, or --resume SWEEP_DIR")
-        cfg = load_config(path, overrides)
+    cfg = _config_or_resume(ns, SWEEP_CONFIG, "dssl tune needs a CONFIG with a tune: section, or --resume SWEEP_DIR")
     report = run_sweep(cfg, resume=bool(ns.resume), overwrite=ns.overwrite)
     print(format_rows(report["table"]))
     for key in ("trials", "stopped_early", "errors", "best_trial", "best_value", "best_overrides", "mlflow_run_id"):

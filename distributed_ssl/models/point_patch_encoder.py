@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from distributed_ssl.losses.chamfer_loss import MaskedChamferLoss
-from distributed_ssl.models.transformer import Block, init_weights, keep_visible
+from distributed_ssl.models.transformer import Block, encode_tokens, init_weights
 
 
 class MiniPointNet(nn.Module):
@@ -77,13 +77,7 @@ class PointPatchEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         tokens = self.patch_embed(x[:, :, 1:]) + self.pos_embed(x)
-        if mask is not None:
-            tokens = keep_visible(tokens, mask)
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        tokens = torch.cat([cls, tokens], dim=1)
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens)
+        return encode_tokens(tokens, mask, self.cls_token, self.blocks, self.norm)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Mean of the patch tokens, through __call__ so ZeRO-3 gathers this module's parameters."""

@@ -100,6 +100,18 @@ def scatter_visible(visible_tokens: torch.Tensor, mask: torch.Tensor, fill: torc
     return full
 
 
+
+def encode_tokens(tokens: torch.Tensor, mask: torch.Tensor | None, cls_token: torch.Tensor, blocks: nn.ModuleList,
+                  norm: nn.Module) -> torch.Tensor:
+    """The encoder trunk every token encoder shares: drop hidden tokens, prepend the class token, run the
+    blocks, normalise. Returns [B, 1 + N_visible, D]."""
+    if mask is not None:
+        tokens = keep_visible(tokens, mask)
+    tokens = torch.cat([cls_token.expand(tokens.shape[0], -1, -1), tokens], dim=1)
+    for block in blocks:
+        tokens = block(tokens)
+    return norm(tokens)
+
 def num_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -9,8 +9,8 @@ from distributed_ssl.losses.masked_patch_mse_loss import MaskedPatchMSELoss
 from distributed_ssl.models.transformer import (
     Block,
     GridPositionEmbedding,
+    encode_tokens,
     init_weights,
-    keep_visible,
     sincos_pos_embed_2d,
 )
 
@@ -58,13 +58,7 @@ class ViTEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed.to(x.dtype)
-        if mask is not None:
-            tokens = keep_visible(tokens, mask)
-        cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        tokens = torch.cat([cls, tokens], dim=1)
-        for block in self.blocks:
-            tokens = block(tokens)
-        return self.norm(tokens)
+        return encode_tokens(tokens, mask, self.cls_token, self.blocks, self.norm)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Global representation: mean of the patch tokens (more robust than the class token for small models)."""
