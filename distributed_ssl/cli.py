@@ -121,6 +121,9 @@ def cmd_train(ns: argparse.Namespace) -> int:
     cfg = _config_or_resume(ns, CONFIG_FILE, "dssl train needs a CONFIG (e.g. jobs/configs/image_simclr.yaml) "
                                              "or --resume RUN_DIR")
     summary = run_training(cfg, resume=bool(ns.resume), overwrite=ns.overwrite)
+    import ray
+
+    ray.shutdown()  # flush the workers' buffered logs first, so the summary path is the last line printed
     print(format_table(summary))
     print(str(Path(summary["run_dir"]) / "summary.json"))
     return 0
