@@ -50,10 +50,10 @@ def run_small_sweep(address: str, sweep_dir: Path, digits: Path) -> None:
     print(json.dumps({"trials": report["trials"]}))
 
 
-# Ray Data creates these detached actors on the node where a dataset first runs (for a sweep: a trial's node,
-# i.e. a worker node) and they outlive the job, so that node never becomes idle. See the note in main().
-RAY_DATA_DETACHED_ACTORS = [("datasets_stats_actor", "_dataset_stats_actor"),
-                            ("AutoscalingCoordinator", "AutoscalingCoordinator")]
+def actors_off(head_id: str) -> list[str]:
+    """Live actors on other nodes than the head: what keeps a worker node from counting as idle."""
+    return [f"{a['ActorClassName']} {a.get('Name', '')}" for a in ray._private.state.actors().values()
+            if a["State"] == "ALIVE" and a["Address"]["NodeID"] != head_id]
 
 
 def wait_for_head_alone(timeout_s: float) -> bool:
@@ -96,15 +96,9 @@ def main(address: str, tasks: int, down_timeout_s: float, sweep_dir: str | None 
             raise RuntimeError(f"the sweep failed:\n{proc.stderr[-4000:]}")
         sweep = json.loads(proc.stdout.strip().splitlines()[-1])
         mark("sweep_done")
-        # Known Ray Data behaviour, not ours to hide: its detached helper actors stay on the trial's worker node
-        # after the sweep's driver exits and keep that node busy. Remove them as an operator would, then watch
-        # the autoscaler scale down.
-        for name, namespace in RAY_DATA_DETACHED_ACTORS:
-            try:
-                ray.kill(ray.get_actor(name, namespace=namespace))
-            except ValueError:
-                pass
         sweep["scaled_down"] = wait_for_head_alone(down_timeout_s)
+        if not sweep["scaled_down"]:
+            sweep["actors_off_head"] = actors_off(head_id)
         mark("sweep_scaled_down")
     stop.set()
     watcher.join()

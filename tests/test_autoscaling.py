@@ -63,7 +63,8 @@ def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, 
     sweep = result["sweep"]
     assert sweep["trials"] == 2, sweep
     assert during_sweep and max(during_sweep) >= 2, "no worker node was added for the sweep's trials"
-    assert sweep["scaled_down"] and counts[-1] == 1, f"idle nodes were not removed after the sweep: {timeline[-5:]}"
+    assert sweep["scaled_down"] and counts[-1] == 1, \
+        f"idle nodes were not removed after the sweep: {timeline[-5:]}; held by {sweep.get('actors_off_head')}"
 
 
 def _runs(counts: list[int]) -> str:
@@ -73,3 +74,13 @@ def _runs(counts: list[int]) -> str:
         if n != out[-1]:
             out.append(n)
     return " -> ".join(map(str, out))
+
+
+def test_ray_data_helper_actors_can_be_placed_on_the_driver_node(ray_cluster, caplog):
+    """The factories named in RAY_DATA_HELPER_FACTORIES exist in this Ray: a rename would leave the actors to
+    land on worker nodes and keep them from scaling down."""
+    from distributed_ssl.launch.ray_runtime import keep_ray_data_helpers_on_this_node
+
+    with caplog.at_level("WARNING", logger="distributed_ssl.ray"):
+        keep_ray_data_helpers_on_this_node()
+    assert not [r.getMessage() for r in caplog.records if r.name == "distributed_ssl.ray"]

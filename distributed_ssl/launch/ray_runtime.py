@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import importlib
+import logging
 import math
 import os
 
 import ray
 
 from distributed_ssl.config.schema import SSLConfig
+
+log = logging.getLogger("distributed_ssl.ray")
 
 
 def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
@@ -22,9 +26,37 @@ def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
     env = {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
     if address:
         ray.init(address=address, runtime_env=env, log_to_driver=True)
+        keep_ray_data_helpers_on_this_node()
         return
     needed = max(math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2, math.ceil(min_cpus))
     num_cpus = cfg.run.ray_num_cpus or max(needed, 4, os.cpu_count() or 1)
     # address="local": never attach to some other cluster `ray start` left on this machine.
     ray.init(address="local", num_cpus=num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
              dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=True)
+
+
+# Ray Data's detached, named helper actors, each made by a get-or-create function that places it on the
+# calling node (private Ray APIs, looked up by name so that a Ray upgrade degrades to a warning).
+RAY_DATA_HELPER_FACTORIES = [
+    ("ray.data._internal.stats", "get_or_create_stats_actor"),
+    ("ray.data._internal.stats_summary_actor", "_get_or_create_stats_summary_actor"),
+    ("ray.data._internal.cluster_autoscaler.default_autoscaling_coordinator",
+     "get_or_create_autoscaling_coordinator"),
+    ("ray.data._internal.usage.actor", "get_or_create_usage_collection_actor"),
+    ("ray.data._internal.execution.node_trackers.actor_location", "get_or_create_actor_location_tracker"),
+]
+
+
+def keep_ray_data_helpers_on_this_node() -> None:
+    """Create Ray Data's detached helper actors here, on the driver's node, before any dataset runs.
+
+    Ray Data creates them, detached, on the node where a dataset first executes. On an autoscaling cluster that
+    is a worker node running a trial or a training worker, and a node holding an actor never becomes idle, so the
+    autoscaler could never remove it. Created first by the driver (on the head), they are found there by name.
+    """
+    for module_name, factory in RAY_DATA_HELPER_FACTORIES:
+        try:
+            getattr(importlib.import_module(module_name), factory)()
+        except Exception as exc:
+            log.warning("could not place Ray Data's %s on the driver's node (%s): an idle worker node that "
+                        "holds it will not be scaled down", factory, exc)
