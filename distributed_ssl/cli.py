@@ -12,6 +12,8 @@ EPILOG = """examples:
   dssl data sample image data/digits
   dssl data convert image ~/photos data/photos
   dssl data inspect data/photos
+  dssl data embed runs/a data/photos/train runs/a/embeddings
+  dssl data prune data/photos/train runs/a/pruned --embeddings runs/a/embeddings --keep 0.7 --strategy prototype
   dssl config show jobs/configs/image_simclr.yaml train.epochs=5
   dssl train jobs/configs/image_simclr.yaml data.train=data/photos/train run.dir=runs/a
   dssl train --resume runs/a
@@ -88,6 +90,31 @@ def cmd_data_inspect(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_embed(ns: argparse.Namespace) -> int:
+    from distributed_ssl.curation.embed import embed_shards
+
+    meta = embed_shards(ns.run_dir, ns.shards, ns.out, actors=ns.actors, batch_size=ns.batch_size,
+                        cpus_per_actor=ns.cpus_per_actor)
+    print(f"{ns.out}: {meta['num_records']} embeddings of dim {meta['dim']} ({meta['actors']} actors, "
+          f"{meta['gpus']} GPUs)")
+    return 0
+
+
+def cmd_data_prune(ns: argparse.Namespace) -> int:
+    from distributed_ssl.curation.prune import PruneOptions, prune
+
+    opts = PruneOptions(strategy=ns.strategy, keep=ns.keep, k=ns.k, prefer=ns.prefer, threshold=ns.threshold,
+                        init=ns.init, iters=ns.iters, seed=ns.seed, write_shards=ns.write_shards)
+    try:
+        summary = prune(ns.shards, ns.out, opts, ns.embeddings)
+    except ValueError as exc:
+        raise SystemExit(f"error: {exc}") from exc
+    for key, value in summary.items():
+        print(f"{key}: {value}")
+    print(f"train on it: dssl train CONFIG data.train={ns.shards} data.keep_ids={summary['kept_ids']}")
+    return 0
+
+
 def cmd_config_show(ns: argparse.Namespace) -> int:
     import yaml
 
@@ -154,6 +181,25 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sync(ns: argparse.Namespace) -> int:
+    from distributed_ssl.launch.run_state import RunState
+    from distributed_ssl.tracking.mlflow_tracking import RunLogger
+
+    state = RunState.load(Path(ns.run_dir))
+    if state is None:
+        print(f"error: {ns.run_dir} is not a run dir (no run.json)", file=sys.stderr)
+        return 2
+    logger = RunLogger(state.tracking_uri, state.mlflow_run_id, buffer_dir=ns.run_dir, retries=ns.retries)
+    try:
+        sent = logger.flush()
+    except Exception as exc:  # still unreachable: what was not sent stays in the buffer
+        print(f"error: MLflow at {state.tracking_uri} is still unreachable ({str(exc).splitlines()[0][:200]}); "
+              f"{logger.buffer.pending()} records stay in {logger.buffer.path}", file=sys.stderr)
+        return 1
+    print(f"synced {sent} buffered records to MLflow run {state.mlflow_run_id} at {state.tracking_uri}")
+    return 0
+
+
 def cmd_models(ns: argparse.Namespace) -> int:
     from distributed_ssl.methods.registry import method_names
     from distributed_ssl.models.registry import VIT_FLAVOURS
@@ -204,6 +250,33 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("path")
     i.add_argument("--preview", help="where to write the preview PNG (default NAME_preview.png here)")
     i.set_defaults(fn=cmd_data_inspect)
+    em = dsub.add_parser("embed", help="embed every record with a trained encoder (Ray Data actor pool)")
+    em.add_argument("run_dir", help="a finished `dssl train` run (encoder.pt + config.yaml)")
+    em.add_argument("shards", help="shard folder or URI to embed")
+    em.add_argument("out", help="output folder: id + embedding Parquet files and embeddings.json")
+    em.add_argument("--actors", type=int, default=None,
+                    help="encoder actors (default: one per GPU of the cluster, else 1)")
+    em.add_argument("--batch-size", type=int, default=256, help="records per inference batch")
+    em.add_argument("--cpus-per-actor", type=float, default=1.0)
+    em.set_defaults(fn=cmd_data_embed)
+    pr = dsub.add_parser("prune", help="keep a subset of a shard folder: prototype | semdedup | balanced | random",
+                         epilog="writes OUT/kept_ids.json (train with data.keep_ids=OUT), scores.parquet, "
+                         "score_histogram.png and, for images, prototypes.png")
+    pr.add_argument("shards", help="the shard folder to prune")
+    pr.add_argument("out", help="output folder")
+    pr.add_argument("--embeddings", help="output of `dssl data embed` for these shards (all but random need it)")
+    pr.add_argument("--strategy", choices=["prototype", "semdedup", "balanced", "random"], default="prototype")
+    pr.add_argument("--keep", type=float, default=None, help="fraction of records kept, e.g. 0.7")
+    pr.add_argument("-k", "--k", type=int, default=10, help="k-means clusters (default 10)")
+    pr.add_argument("--prefer", choices=["hard", "easy"], default="hard",
+                    help="prototype: keep the hardest records (abundant data) or the easiest (scarce data)")
+    pr.add_argument("--threshold", type=float, default=None,
+                    help="semdedup: of records in one cluster with cosine similarity above this, keep only one")
+    pr.add_argument("--init", choices=["kmeans++", "random"], default="kmeans++", help="k-means seeding")
+    pr.add_argument("--iters", type=int, default=300, help="mini-batch k-means steps")
+    pr.add_argument("--seed", type=int, default=0)
+    pr.add_argument("--write-shards", action="store_true", help="also write OUT/shards with only the kept records")
+    pr.set_defaults(fn=cmd_data_prune)
 
     cfg = sub.add_parser("config", help="show the resolved configuration")
     csub = cfg.add_subparsers(dest="config_command", required=True)
@@ -229,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     tn.add_argument("--overwrite", action="store_true", help="delete an existing sweep in run.dir first")
     tn.set_defaults(fn=cmd_tune)
 
-    e = sub.add_parser("eval", help="kNN probe of a trained run on a labeled shard folder")
+    e = sub.add_parser("eval", help="kNN and linear probes and collapse metrics of a trained run on labeled shards")
     e.add_argument("run_dir")
     e.add_argument("--data", required=True, help="labeled shards (a train/val parent or one split)")
     e.add_argument("--out", help="also write the result as JSON here")
@@ -237,6 +310,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("models", help="list encoders and methods")
     m.set_defaults(fn=cmd_models)
+
+    sy = sub.add_parser("sync", help="send tracking records kept while MLflow was unreachable "
+                        "(RUN_DIR/mlflow_buffer.jsonl) to the run's MLflow")
+    sy.add_argument("run_dir")
+    sy.add_argument("--retries", type=int, default=2, help="retries per record before giving up (default 2)")
+    sy.set_defaults(fn=cmd_sync)
 
     from distributed_ssl.cli_ops import add_ops_commands
 

@@ -69,3 +69,25 @@ def digits_with_bad(digits, tmp_path_factory) -> Path:
         writer.add({"id": f"corrupt-{i}", "image": data, "format": "png", "label": 0, "source": "test"})
     writer.close()
     return out
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real `mlflow server` (SQLite backend) that tests may stop and start again; see tests/mlflow_server.py."""
+    from tests.mlflow_server import MlflowServer
+
+    server = MlflowServer(tmp_path_factory.mktemp("mlflow_server"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one intra-op thread avoids OpenMP spin-waiting when other processes share the cores."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -16,6 +16,9 @@ def _dataset(path, fraction, run_id):
     return build_train_dataset(cfg, view_spec_for(cfg), ledger=ledger_name(run_id)), ledger
 
 
+@pytest.mark.reliability(failure="undecodable records in the training shards (truncated PNG, random bytes, empty)",
+                         response="skipped, never trained on, listed with id, shard and reason in the run's "
+                                  "bad-record ledger (RUN_DIR/bad_records.jsonl)")
 def test_bad_records_are_skipped_and_reported(ray_cluster, digits_with_bad):
     ds, ledger = _dataset(digits_with_bad, 0.01, "skip")
     total = load_manifest(str(digits_with_bad)).num_records
@@ -25,6 +28,8 @@ def test_bad_records_are_skipped_and_reported(ray_cluster, digits_with_bad):
     assert all(r["source"].endswith(".parquet") and r["reason"] for r in report)
 
 
+@pytest.mark.reliability(failure="more undecodable records than data.max_bad_fraction allows",
+                         response="the pipeline stops with BadDataError naming the count, the limit and a record")
 def test_too_many_bad_records_stop_the_job(ray_cluster, digits_with_bad):
     ds, _ = _dataset(digits_with_bad, 0.001, "fail")  # limit: 1 bad record of 1441
     with pytest.raises(Exception, match="max_bad_fraction"):

@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 from distributed_ssl.config import load_config, save_config
 from distributed_ssl.config.flatten import flat_params
 from distributed_ssl.launch.summary import write_summary
@@ -17,6 +19,8 @@ def test_uri_passwords_and_secret_keys_are_masked():
     assert redact("plain text") == "plain text"
 
 
+@pytest.mark.reliability(failure="passwords and tokens in config values, URIs and tags",
+                         response="masked as *** in MLflow params/tags, the saved config.yaml and summary.json")
 def test_secrets_never_reach_mlflow_saved_config_or_summary(tmp_path):
     uri = f"sqlite:///{tmp_path / 'm.db'}"
     cfg = load_config(None, [f"tracking.uri=http://bob:{SECRET}@127.0.0.1:5000", f"data.train=s3://b/t?token={SECRET}"])

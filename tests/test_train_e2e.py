@@ -1,6 +1,7 @@
 """Real end-to-end runs: Ray Data → 2 Ray Train workers → DeepSpeed ZeRO → kNN → MLflow, then resume."""
 
 import json
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,19 @@ def test_mae_zero3_trains_and_skips_corrupt_records(ray_cluster, digits, digits_
     _, _, values = _loss_history(summary)
     _assert_loss_falls(values)
     assert (run_dir / "encoder.pt").exists()
+
+
+@pytest.mark.slow
+def test_byol_zero3_trains_with_an_ema_teacher(ray_cluster, digits, tmp_path):
+    run_dir = tmp_path / "byol"
+    cfg = load_config(RECIPES / "image_byol.yaml",
+                      tiny_overrides(digits, run_dir, **{"train.max_steps": 16, "deepspeed.zero_stage": 3}))
+    summary = run_training(cfg)
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert SUMMARY_FIELDS <= set(on_disk) and all(on_disk[k] is not None for k in SUMMARY_FIELDS)
+    assert on_disk["steps"] == 16 and on_disk["method"] == "byol" and 0.0 <= on_disk["knn_top1"] <= 1.0
+    client, _, values = _loss_history(summary)
+    _assert_loss_falls(values)
+    momentum = [m.value for m in sorted(client.get_metric_history(summary["mlflow_run_id"], "momentum"),
+                                        key=lambda m: m.step)]
+    assert momentum[0] >= 0.99 and all(b > a for a, b in pairwise(momentum)), momentum

@@ -92,8 +92,10 @@ def test_asha_sweep_logs_children_and_writes_best_config(ray_cluster, digits, tm
 @pytest.mark.slow
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_cluster, digits, tmp_path):
     sweep_dir = tmp_path / "sweep"
+    # Optuna's TPE proposes the trials: its state must survive the kill with the rest of the sweep.
     cfg = _sweep_cfg(digits, sweep_dir, **{"tune.num_samples": 2, "tune.scheduler": "none", "train.epochs": 1,
-                                           "tune.max_concurrent_trials": 1})
+                                           "tune.max_concurrent_trials": 1, "tune.search": "optuna",
+                                           "scaling.num_workers": 1})
     from distributed_ssl.config import save_config
 
     save_config(cfg, tmp_path / "sweep.yaml")
@@ -121,3 +123,14 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_cluster
     assert len(after) == 2
     for name, mtime in finished.items():
         assert after[name] == mtime  # the finished trial was not trained again
+
+    rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
+    scales = [float(r["augment.crop_scale_min"]) for r in rows]
+    temperatures = [float(r["method.temperature"]) for r in rows]
+    assert all(0.08 <= s <= 0.5 for s in scales) and all(0.05 <= t <= 0.5 for t in temperatures)
+    assert len(set(scales)) == 2  # TPE's start-up trials are distinct random draws
+    assert all(r["stop_reason"] == "completed" and float(r["knn_top1_best"]) > 0 for r in rows)
+    # The searcher that proposed them is Optuna's: Tune saved its state (the Optuna study) with the sweep.
+    assert list((sweep_dir / "tune").glob("searcher-state-*.pkl"))
+    best = load_config(report["best_config"])
+    assert best.method.temperature == pytest.approx(report["best_overrides"]["method.temperature"])

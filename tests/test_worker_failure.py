@@ -37,6 +37,9 @@ def _kill_one_worker_after_first_checkpoint(run_dir, killed: list, stop: threadi
 
 
 @pytest.mark.slow
+@pytest.mark.reliability(failure="a Ray Train worker process SIGKILLed after the first registered checkpoint",
+                         response="Ray Train restarts the worker group from the last checkpoint (run.max_failures) "
+                                  "and the run finishes in the same MLflow run")
 def test_killed_worker_resumes_from_last_checkpoint(ray_cluster, digits, tmp_path):
     run_dir = tmp_path / "run"
     cfg = load_config(None, tiny_overrides(digits, run_dir, **{

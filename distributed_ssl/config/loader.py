@@ -70,7 +70,7 @@ def config_to_dict(cfg: SSLConfig) -> dict[str, Any]:
 
 def save_config(cfg: SSLConfig, path: str | Path) -> None:
     """Write the resolved config as YAML that `load_config` accepts back."""
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    from distributed_ssl.engine.atomic_files import atomic_write_text
     from distributed_ssl.tracking.redaction import redact
 
-    Path(path).write_text(yaml.safe_dump(redact(config_to_dict(cfg)), sort_keys=False))
+    atomic_write_text(path, yaml.safe_dump(redact(config_to_dict(cfg)), sort_keys=False))

@@ -28,11 +28,14 @@ class DataConfig(_Section):
     preprocess_batch_size: int = Field(128, ge=1, description="Records per Ray Data map_batches call.")
     preprocess_cpus: float = Field(0.5, gt=0, description="CPUs each Ray Data preprocessing task reserves.")
     cache_raw_mb: int = Field(
-        256, ge=0, description="Shard sets smaller than this are read once and kept in Ray's object store, so "
-        "later epochs skip listing and reading files; 0 reads from storage every epoch.")
+        256, ge=0, description="Shard sets smaller than this are read once by the driver and kept in Ray's object "
+        "store, so no epoch lists or reads files; 0 streams from storage (read_parquet) every epoch.")
     max_bad_fraction: float = Field(
         0.01, ge=0, le=1, description="Undecodable records are counted and skipped up to this fraction of "
         "data.train; one more stops the job with an error naming the record.")
+    keep_ids: str | None = Field(
+        None, description="A kept-ids manifest from `dssl data prune` (its kept_ids.json or the folder holding it): "
+        "training reads only those records of data.train, filtered in the Ray Data stream; None reads all.")
 
 
 class ModalityConfig(_Section):
@@ -119,6 +122,27 @@ class AugmentConfig(_Section):
 
 class MaskConfig(_Section):
     ratio: float = Field(0.75, gt=0, lt=1, description="Fraction of patches hidden from the encoder.")
+    # JEPA multi-block masks (modalities/multiblock_masking.py)
+    num_targets: int = Field(4, ge=1, le=16, description="JEPA: target blocks per sample that the predictor "
+                             "predicts from the context.")
+    target_scale_min: float = Field(0.15, gt=0, lt=1, description="JEPA: least fraction of the patches in one "
+                                    "target block (the block size is drawn once per batch).")
+    target_scale_max: float = Field(0.2, gt=0, lt=1, description="JEPA: largest fraction of the patches in one "
+                                    "target block.")
+    target_aspect_min: float = Field(0.75, gt=0, description="JEPA: least height/width ratio of a target block "
+                                     "on a patch grid (point patches ignore it).")
+    target_aspect_max: float = Field(1.5, gt=0, description="JEPA: largest height/width ratio of a target block.")
+    context_scale_min: float = Field(0.85, gt=0, le=1, description="JEPA: least fraction of the patches in the "
+                                     "context block, before the target patches are removed from it.")
+    context_scale_max: float = Field(1.0, gt=0, le=1, description="JEPA: largest fraction of the context block.")
+
+    @model_validator(mode="after")
+    def _block_ranges(self) -> MaskConfig:
+        for low, high in (("target_scale_min", "target_scale_max"), ("target_aspect_min", "target_aspect_max"),
+                          ("context_scale_min", "context_scale_max")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"{low} {getattr(self, low)} exceeds {high} {getattr(self, high)}")
+        return self
 
 
 class ModelConfig(_Section):
@@ -133,15 +157,55 @@ class ModelConfig(_Section):
 
 
 class MethodConfig(_Section):
-    name: Literal["simclr", "mae"] = "simclr"
+    name: Literal["simclr", "mae", "byol", "dino", "jepa"] = "simclr"
     temperature: float = Field(0.2, gt=0)
     proj_hidden_dim: int = Field(512, ge=8)
     proj_dim: int = Field(128, ge=8)
-    gather_distributed: bool = Field(True, description="SimCLR: use negatives from every rank.")
+    gather_distributed: bool = Field(True, description="SimCLR: use negatives from every rank; "
+                                       "DINO: average the teacher centre over every rank.")
     decoder_dim: int = Field(64, ge=8)
     decoder_depth: int = Field(1, ge=1)
     decoder_heads: int = Field(2, ge=1)
     norm_pix_loss: bool = True
+    momentum_base: float = Field(0.996, ge=0, le=1, description="BYOL/DINO/JEPA: EMA-teacher momentum at the first "
+                                 "optimizer step; it rises by a cosine to momentum_final at the last.")
+    momentum_final: float = Field(1.0, ge=0, le=1, description="BYOL/DINO/JEPA: EMA-teacher momentum at the last "
+                                  "step.")
+    predictor_dim: int = Field(64, ge=8, description="JEPA: width of the narrow predictor transformer.")
+    predictor_depth: int = Field(2, ge=1, description="JEPA: blocks of the predictor transformer.")
+    predictor_heads: int = Field(2, ge=1, description="JEPA: attention heads of the predictor.")
+    jepa_loss: Literal["smooth_l1", "mse"] = Field("smooth_l1", description="JEPA: distance between predicted and "
+                                                   "target features (target features are layer-normed).")
+    predictor_hidden_dim: int = Field(512, ge=8, description="BYOL: hidden width of the online predictor "
+                                      "(proj_dim → predictor_hidden_dim → proj_dim); the projector is "
+                                      "proj_hidden_dim → proj_dim.")
+    dino_out_dim: int = Field(1024, ge=8, description="DINO: prototypes, the width of the head's weight-normed last "
+                              "layer; the head's MLP is proj_hidden_dim wide with a proj_dim bottleneck.")
+    teacher_temp: float = Field(0.07, gt=0, description="DINO: teacher softmax temperature after its warm-up "
+                                "(lower sharpens the targets).")
+    teacher_temp_start: float = Field(0.04, gt=0, description="DINO: teacher temperature at step 0, raised "
+                                      "linearly to teacher_temp.")
+    teacher_temp_warmup_fraction: float = Field(0.3, ge=0, le=1, description="DINO: fraction of the optimizer "
+                                                "steps over which the teacher temperature warms up.")
+    student_temp: float = Field(0.1, gt=0, description="DINO: student softmax temperature.")
+    center_momentum: float = Field(0.9, ge=0, lt=1, description="DINO: EMA momentum of the teacher-output centre "
+                                   "(the batch mean over every rank), which is subtracted to avoid collapse.")
+    num_global_views: int = Field(2, ge=2, le=8, description="DINO: global views (view_0..) that both the teacher "
+                                  "and the student see.")
+    num_local_views: int = Field(4, ge=0, le=16, description="DINO: local views (local_0..) that only the student "
+                                 "sees: small crops of images, short segments of audio, small regions of clouds.")
+    local_crop_scale_min: float = Field(0.05, gt=0, le=1, description="DINO: least fraction of the image area, or "
+                                        "of a cloud's points, that a local view is cut from.")
+    local_crop_scale_max: float = Field(0.4, gt=0, le=1, description="DINO: largest such fraction.")
+    local_size: float = Field(0.5, gt=0, le=1, description="DINO: a local view's size relative to a global view "
+                              "(image side, audio clip length, points and point patches).")
+
+    @model_validator(mode="after")
+    def _local_crop_scale(self) -> MethodConfig:
+        if self.local_crop_scale_min > self.local_crop_scale_max:
+            raise ValueError(f"local_crop_scale_min {self.local_crop_scale_min} exceeds local_crop_scale_max "
+                             f"{self.local_crop_scale_max}")
+        return self
 
 
 class OptimConfig(_Section):
@@ -200,12 +264,25 @@ class RunConfig(_Section):
 class TrackingConfig(_Section):
     uri: str | None = Field(None, description="MLflow tracking URI; None uses a SQLite store inside run.dir.")
     experiment: str = "distributed_ssl"
+    retries: int = Field(2, ge=0, description="Retries of a failed MLflow call before it is kept in "
+                         "RUN_DIR/mlflow_buffer.jsonl (delivered later, or by `dssl sync RUN_DIR`).")
+    retry_wait_s: float = Field(0.5, ge=0, description="Wait before the first retry; doubles after each one.")
+    request_timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one MLflow request (tracking server).")
 
 
 class EvalConfig(_Section):
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
     batch_size: int = Field(256, ge=1)
+    linear_l2: float = Field(1e-3, ge=0, description="Linear probe: L2 penalty on the weights (features are "
+                             "standardised with the train split's statistics).")
+    linear_max_iter: int = Field(100, ge=1, description="Linear probe: L-BFGS iterations (full batch, zero init).")
+    linear_holdout: float = Field(0.2, gt=0, lt=1, description="Linear probe on an eval set with one split: the "
+                                  "stratified, seeded fraction held out as its val split.")
+    collapse_std_fraction: float = Field(0.01, ge=0, description="Collapse warning when the embedding std (of "
+                                         "L2-normalised eval embeddings) falls below this fraction of 1/sqrt(dim).")
+    collapse_rank_fraction: float = Field(0.05, ge=0, le=1, description="Collapse warning when the effective rank "
+                                          "of the eval embeddings falls below this fraction of the dimension.")
 
 
 class TuneConfig(_Section):
@@ -216,11 +293,20 @@ class TuneConfig(_Section):
         description="dotted config key -> uniform(a, b) | loguniform(a, b) | randint(a, b) | choice([...]) | grid([...])")
     num_samples: int = Field(4, ge=1, description="Trials to sample (repeats of the grid for grid search).")
     search: Literal["random", "grid", "optuna"] = "random"
-    scheduler: Literal["asha", "none"] = "asha"
+    scheduler: Literal["asha", "pbt", "none"] = Field(
+        "asha", description="asha: stop weak trials early; pbt: Population Based Training, which restarts weak "
+        "trials from a strong trial's checkpoint with perturbed values of the swept keys; none: run all to the end.")
     metric: str = "knn_top1"
     mode: Literal["max", "min"] = "max"
     grace_period: int = Field(1, ge=1, description="ASHA: epochs every trial runs before it can be stopped.")
     reduction_factor: float = Field(2.0, gt=1)
+    perturbation_interval: int = Field(1, ge=1, description="PBT: epochs between exploit/explore decisions.")
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5, description="PBT: fraction of trials in the bottom "
+                                     "quantile, restarted from a checkpoint of one in the top quantile.")
+    resample_probability: float = Field(0.25, ge=0, le=1, description="PBT: chance that an exploited key is drawn "
+                                        "anew from tune.space instead of multiplied by 0.8 or 1.2.")
+    pbt_synch: bool = Field(False, description="PBT: wait until every trial reaches the perturbation epoch, so "
+                            "decisions compare all trials at the same epoch (slower; deterministic).")
     max_concurrent_trials: int | None = Field(
         None, ge=1, description="None: as many as the local cluster's CPUs fit, or all on a remote (autoscaling) one.")
     trial_max_failures: int = Field(1, ge=0, description="Retries of a failed trial.")

@@ -12,6 +12,8 @@ from fractions import Fraction
 import numpy as np
 
 STORED_FORMATS = ("flac", "wav", "f32le")
+# A corrupt header can claim any rate; outside this range resampling would explode a clip's length (or divide by 0).
+MIN_SAMPLE_RATE, MAX_SAMPLE_RATE = 1000, 1_000_000
 
 
 class AudioDecodeError(ValueError):
@@ -42,6 +44,15 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return resample_poly(samples, ratio.numerator, ratio.denominator).astype(np.float32)
 
 
+def checked(samples: np.ndarray, rate: int, where: str) -> tuple[np.ndarray, int]:
+    """Refuse what a corrupt file can decode to: a nonsense sample rate, NaN or infinite samples."""
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioDecodeError(f"{where}: sample rate {rate} Hz is outside [{MIN_SAMPLE_RATE}, {MAX_SAMPLE_RATE}]")
+    if not np.isfinite(samples).all():
+        raise AudioDecodeError(f"{where}: samples contain NaN or infinity")
+    return samples, rate
+
+
 def read_audio_bytes(data: bytes, fmt: str, sample_rate: int | None = None) -> tuple[np.ndarray, int]:
     """Decode stored bytes to (mono float32 samples, sample rate). `sample_rate` is needed for raw f32le."""
     if fmt == "f32le":
@@ -49,13 +60,13 @@ def read_audio_bytes(data: bytes, fmt: str, sample_rate: int | None = None) -> t
             raise AudioDecodeError("raw f32le samples need a sample rate")
         if len(data) % 4:
             raise AudioDecodeError(f"raw f32le audio has {len(data)} bytes, not a multiple of 4")
-        return np.frombuffer(data, dtype="<f4").astype(np.float32), int(sample_rate)
+        return checked(np.frombuffer(data, dtype="<f4").astype(np.float32), int(sample_rate), "raw f32le audio")
     sf = _soundfile()
     try:
         samples, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=False)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise AudioDecodeError(f"cannot decode {fmt} audio: {exc}") from exc
-    return to_mono(samples), int(rate)
+    return checked(to_mono(samples), int(rate), f"{fmt} audio")
 
 
 def read_audio_file(path: str, sample_rate: int) -> np.ndarray:
@@ -65,7 +76,8 @@ def read_audio_file(path: str, sample_rate: int) -> np.ndarray:
         samples, rate = sf.read(path, dtype="float32", always_2d=False)
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise AudioDecodeError(f"{path}: cannot read audio: {exc}") from exc
-    return resample(to_mono(samples), int(rate), sample_rate)
+    samples, rate = checked(to_mono(samples), int(rate), str(path))
+    return resample(samples, rate, sample_rate)
 
 
 def encode_flac(samples: np.ndarray, sample_rate: int) -> bytes:

@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass, field
 
 from distributed_ssl.data import storage
-from distributed_ssl.data.schemas import SCHEMA_VERSION
+from distributed_ssl.data.schemas import SCHEMA_VERSION, check_schema
 
 MANIFEST_NAME = "manifest.json"
 
@@ -55,7 +55,13 @@ def load_manifest(uri: str) -> Manifest:
         raise DatasetError(f"shard folder not found: {uri}")
     if not storage.exists(fs, path):
         raise DatasetError(f"{uri} is not a shard folder: no {MANIFEST_NAME} (make one with `dssl data convert`)")
-    manifest = Manifest.from_json(storage.read_text(fs, path))
+    try:
+        manifest = Manifest.from_json(storage.read_text(fs, path))
+    except (ValueError, TypeError) as exc:  # JSONDecodeError is a ValueError; TypeError: unknown/missing keys
+        raise DatasetError(f"{uri}/{MANIFEST_NAME} is not a valid manifest: {exc}") from exc
+    if manifest.schema_version != SCHEMA_VERSION:
+        raise DatasetError(f"{uri} was written with schema_version={manifest.schema_version}; this version reads "
+                           f"{SCHEMA_VERSION} (convert the source files again with `dssl data convert`)")
     if manifest.num_records == 0:
         raise DatasetError(f"shard folder {uri} holds no records")
     return manifest
@@ -66,3 +72,25 @@ def shard_paths(uri: str, manifest: Manifest | None = None) -> list[str]:
     manifest = manifest or load_manifest(uri)
     _, root = storage.resolve(uri)
     return [storage.join(root, s.file) for s in manifest.shards]
+
+
+def check_shard_schemas(uri: str, manifest: Manifest) -> None:
+    """Every shard's own Arrow schema must carry the manifest's modality and this schema version.
+
+    Only Parquet footers are read (in parallel, for object stores); a shard copied in from another folder or
+    another release of the converter fails here, before any worker starts, instead of mid-epoch.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pyarrow.parquet as pq
+
+    fs, _ = storage.resolve(uri)
+
+    def check(path: str) -> None:
+        try:
+            check_schema(pq.read_schema(path, filesystem=fs), manifest.modality, path)
+        except (ValueError, OSError) as exc:  # ArrowInvalid (not Parquet) is a ValueError
+            raise DatasetError(str(exc)) from exc
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(check, shard_paths(uri, manifest)))

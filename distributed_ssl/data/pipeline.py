@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import functools
 
+import pyarrow as pa
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
 import ray.data
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.curation.kept_ids import KeptIds, check_matches, keep_rows, load_kept_ids
 from distributed_ssl.data import storage
-from distributed_ssl.data.manifest import DatasetError, Manifest, load_manifest, shard_paths
+from distributed_ssl.data.manifest import (
+    DatasetError,
+    Manifest,
+    check_shard_schemas,
+    load_manifest,
+    shard_paths,
+)
 from distributed_ssl.modalities.preprocess import make_views_batch
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
@@ -19,7 +29,55 @@ def open_train_manifest(cfg: SSLConfig) -> Manifest:
     if manifest.modality != cfg.modality.name:
         raise DatasetError(f"data.train={cfg.data.train} holds {manifest.modality} records, "
                            f"but modality.name is {cfg.modality.name}")
+    check_shard_schemas(cfg.data.train, manifest)
     return manifest
+
+
+def kept_ids_for(cfg: SSLConfig, manifest: Manifest) -> KeptIds | None:
+    """The `data.keep_ids` manifest checked against data.train, or None when training reads every record."""
+    if not cfg.data.keep_ids:
+        return None
+    kept = load_kept_ids(cfg.data.keep_ids)
+    check_matches(kept, cfg.data.keep_ids, cfg.data.train, manifest.num_records)
+    return kept
+
+
+def train_record_count(cfg: SSLConfig, manifest: Manifest) -> int:
+    """Records one epoch reads: the kept ones when `data.keep_ids` is set."""
+    kept = kept_ids_for(cfg, manifest)
+    return kept.num_kept if kept else manifest.num_records
+
+
+def fits_in_object_store_cache(cfg: SSLConfig, manifest: Manifest) -> bool:
+    return sum(shard.bytes for shard in manifest.shards) < cfg.data.cache_raw_mb * 1024 * 1024
+
+
+def _read_shard(fs: pafs.FileSystem, path: str, columns: list[str]) -> pa.Table:
+    """One shard with a `path` column, as `read_parquet(include_paths=True)` gives, so bad records name their shard."""
+    table = pq.read_table(path, filesystem=fs, columns=columns)
+    return table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
+
+
+def read_train_records(cfg: SSLConfig, manifest: Manifest | None = None) -> ray.data.Dataset:
+    """The raw records of data.train (id + modality columns), restricted to `data.keep_ids` when set."""
+    manifest = manifest or open_train_manifest(cfg)
+    fs, _ = storage.resolve(cfg.data.train)
+    columns = get_modality(cfg.modality.name).record_columns
+    paths = shard_paths(cfg.data.train, manifest)
+    kept = kept_ids_for(cfg, manifest)
+    if fits_in_object_store_cache(cfg, manifest):
+        # A small set is read here, once, and handed to Ray as blocks (one per shard): a Ray Data read job
+        # would spend far longer starting its tasks than reading, on every run.
+        tables = [_read_shard(fs, path, columns) for path in paths]
+        if kept is not None:
+            kept_array = pa.array(kept.ids, pa.string())
+            tables = [keep_rows(t, kept=kept_array) for t in tables]
+        return ray.data.from_arrow(tables)
+    ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns, include_paths=True)
+    if kept is not None:
+        ds = ds.map_batches(functools.partial(keep_rows, kept=pa.array(kept.ids, pa.string())),
+                            batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
+    return ds
 
 
 def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None,
@@ -28,12 +86,7 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     manifest = manifest or open_train_manifest(cfg)
     # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
     ray.data.DataContext.get_current().enable_progress_bars = False
-    fs, _ = storage.resolve(cfg.data.train)
-    modality = get_modality(cfg.modality.name)
-    ds = ray.data.read_parquet(shard_paths(cfg.data.train, manifest), filesystem=fs,
-                               columns=modality.record_columns, include_paths=True)
-    if sum(shard.bytes for shard in manifest.shards) < cfg.data.cache_raw_mb * 1024 * 1024:
-        ds = ds.materialize()
+    ds = read_train_records(cfg, manifest)
     if cfg.data.shuffle == "full":
         ds = ds.random_shuffle()
     elif cfg.data.shuffle == "local":

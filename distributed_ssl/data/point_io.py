@@ -7,6 +7,7 @@ where the LAS classification code becomes the per-point class).
 
 from __future__ import annotations
 
+import tokenize
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,7 +55,8 @@ def read_kitti_bin(path: Path) -> PointCloud:
 
 
 def read_npy(path: Path) -> PointCloud:
-    arr = np.load(path, allow_pickle=False)
+    # Memory-mapped: a corrupt header's shape larger than the file fails here instead of sizing an allocation.
+    arr = np.array(np.load(path, mmap_mode="r", allow_pickle=False))
     if arr.ndim != 2 or arr.shape[1] < 3:
         raise PointCloudError(f"{path}: expected an [N, 3] or [N, 4+] array, got shape {arr.shape}")
     return PointCloud(_with_intensity(arr[:, :3], arr[:, 3] if arr.shape[1] > 3 else None))
@@ -118,21 +120,57 @@ def read_pcd(path: Path) -> PointCloud:
     return PointCloud(_with_intensity(xyz[keep], None if intensity is None else intensity[keep]))
 
 
+LAS_CHUNK_BYTES = 64 * 1024 * 1024  # read in chunks: a corrupt header's point count never sizes an allocation
+_VLR_MIN_BYTES, _EVLR_MIN_BYTES = 54, 60  # record headers without payload (LAS 1.4 spec)
+
+
+def _check_las_header(path: Path) -> None:
+    """Refuse record counts the file cannot hold, before laspy loops over them one by one."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(247)
+    if len(head) < 227 or head[:4] != b"LASF":
+        raise PointCloudError(f"{path}: not a LAS/LAZ file (no LASF header)")
+    num_vlrs = int.from_bytes(head[100:104], "little")
+    num_evlrs = int.from_bytes(head[243:247], "little") if head[25] >= 4 and len(head) == 247 else 0
+    if num_vlrs * _VLR_MIN_BYTES > size or num_evlrs * _EVLR_MIN_BYTES > size:
+        raise PointCloudError(f"{path}: LAS header lists {num_vlrs} VLRs and {num_evlrs} EVLRs, more than "
+                              f"its {size} bytes can hold")
+
+
 def read_las(path: Path) -> PointCloud:
     try:
         import laspy
     except ImportError as exc:
         raise ImportError("LAS/LAZ needs laspy and lazrs: pip install 'distributed_ssl[lidar]'") from exc
+    _check_las_header(path)
+    columns: dict[str, list[np.ndarray]] = {"x": [], "y": [], "z": [], "intensity": [], "classification": []}
     try:
-        las = laspy.read(path)
-    except Exception as exc:  # laspy raises its own errors and LazError from the backend
-        raise PointCloudError(f"{path}: cannot read LAS/LAZ: {exc}") from exc
-    xyz = np.stack([np.asarray(las.x), np.asarray(las.y), np.asarray(las.z)], axis=1)
+        with laspy.open(path) as reader:
+            promised, read = int(reader.header.point_count), 0
+            per_chunk = max(1, LAS_CHUNK_BYTES // max(1, reader.header.point_format.size))
+            while read < promised:
+                want = min(per_chunk, promised - read)
+                chunk = reader.read_points(want)
+                for name, values in columns.items():
+                    values.append(np.asarray(getattr(chunk, name)))
+                read += len(chunk)
+                if len(chunk) < want:
+                    raise PointCloudError(f"{path}: LAS header promises {promised} points, the file holds {read}")
+    except PointCloudError:
+        raise
+    except BaseException as exc:  # laspy's own errors, LazError, and pyo3 panics of the lazrs backend
+        if isinstance(exc, (KeyboardInterrupt, SystemExit, MemoryError)):
+            raise
+        raise PointCloudError(f"{path}: cannot read LAS/LAZ: {type(exc).__name__}: {exc}") from exc
+    x, y, z, intensity, cls = (np.concatenate(v) if v else np.zeros(0) for v in columns.values())
+    xyz = np.stack([x, y, z], axis=1).astype(np.float64)
     # Survey coordinates (e.g. UTM, ~1e6 m) would lose centimetres in float32: shift to the file's own corner.
-    if len(xyz):
-        xyz = xyz - np.floor(xyz.min(axis=0))
-    cls = np.asarray(las.classification, dtype=np.uint8)
-    return PointCloud(_with_intensity(xyz, np.asarray(las.intensity)), cls if cls.any() else None)
+    finite = np.isfinite(xyz).all(axis=1)
+    if finite.any():
+        xyz = xyz - np.floor(xyz[finite].min(axis=0))
+    cls = cls.astype(np.uint8)
+    return PointCloud(_with_intensity(xyz, intensity), cls if cls.any() else None)
 
 
 _READERS = {".bin": read_kitti_bin, ".npy": read_npy, ".pcd": read_pcd, ".las": read_las, ".laz": read_las}
@@ -144,7 +182,14 @@ def read_point_cloud(path: str | Path) -> PointCloud:
     reader = _READERS.get(path.suffix.lower())
     if reader is None:
         raise PointCloudError(f"{path}: unknown point cloud format (known: {', '.join(sorted(_READERS))})")
-    cloud = reader(path)
+    try:
+        cloud = reader(path)
+    except (ValueError, OSError, EOFError, UnicodeDecodeError, IndexError, TypeError, OverflowError,
+            SyntaxError, tokenize.TokenError) as exc:
+        if isinstance(exc, PointCloudError):
+            raise
+        # what np.load (its header parser tokenizes), np.loadtxt and PCD header parsing raise on corrupt bytes
+        raise PointCloudError(f"{path}: cannot read {path.suffix} point cloud: {type(exc).__name__}: {exc}") from exc
     finite = np.isfinite(cloud.points).all(axis=1)
     if not finite.all():
         cloud = PointCloud(cloud.points[finite], None if cloud.point_labels is None else cloud.point_labels[finite])

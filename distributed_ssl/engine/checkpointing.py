@@ -7,6 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from distributed_ssl.engine.atomic_files import atomic_write_text
+
 STATE_TAG = "state"
 META_FILE = "meta.json"
 
@@ -19,8 +21,8 @@ def save_checkpoint(engine: Any, meta: dict[str, Any], rank: int) -> str:
     """
     out = tempfile.mkdtemp(prefix="dssl-ckpt-")
     engine.save_checkpoint(out, tag=STATE_TAG, client_state={"meta": meta})
-    if rank == 0:
-        Path(out, META_FILE).write_text(json.dumps(meta))
+    if rank == 0:  # written last and atomically: its presence marks rank 0's part complete
+        atomic_write_text(Path(out, META_FILE), json.dumps(meta))
     return out
 
 
@@ -32,3 +34,33 @@ def load_checkpoint(engine: Any, directory: str) -> dict[str, Any]:
         raise RuntimeError(f"checkpoint {directory} has no DeepSpeed state under tag {STATE_TAG!r}")
     meta_file = Path(directory, META_FILE)
     return json.loads(meta_file.read_text()) if meta_file.exists() else client_state["meta"]
+
+
+def is_complete_checkpoint(directory: str | Path) -> bool:
+    """Complete = rank 0's DeepSpeed model state and `meta.json`, which rank 0 writes last, atomically."""
+    directory = Path(directory)
+    return (directory / META_FILE).is_file() and any((directory / STATE_TAG).glob("*model_states.pt"))
+
+
+def latest_complete_checkpoint(root: str | Path) -> Path | None:
+    """The newest complete `checkpoint_*` directory under `root` (Ray Train names sort by time), or None.
+
+    A directory torn by a crash mid-copy lacks `meta.json` or the model state and is passed over.
+    """
+    candidates = sorted(p for p in Path(root).glob("checkpoint_*") if p.is_dir())
+    return next((p for p in reversed(candidates) if is_complete_checkpoint(p)), None)
+
+
+def remove_torn_checkpoints(root: str | Path) -> list[Path]:
+    """Delete incomplete `checkpoint_*` directories under `root`; returns them.
+
+    Ray Train registers a checkpoint only after it is fully copied, so a restore never picks a torn one, but its
+    retention (`run.keep_checkpoints`) deletes only registered ones: a copy cut off by a crash would stay forever.
+    Call only while no run writes into `root` (e.g. before `dssl train --resume`).
+    """
+    import shutil
+
+    torn = [p for p in sorted(Path(root).glob("checkpoint_*")) if p.is_dir() and not is_complete_checkpoint(p)]
+    for path in torn:
+        shutil.rmtree(path, ignore_errors=True)
+    return torn

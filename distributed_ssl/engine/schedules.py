@@ -15,3 +15,16 @@ def warmup_cosine(total_steps: int, base: float, final: float, warmup_steps: int
     t = np.arange(decay_steps) / max(decay_steps - 1, 1)
     cosine = final + 0.5 * (base - final) * (1 + np.cos(np.pi * t))
     return np.concatenate([warmup, cosine]).astype(np.float64)
+
+
+def momentum_schedule(total_steps: int, base: float, final: float = 1.0) -> np.ndarray:
+    """EMA-teacher momentum per optimizer step: cosine increase from `base` to `final` (BYOL / DINO).
+
+    A rising momentum lets the teacher follow the student quickly early on and freeze into a stable
+    target late in training.
+    """
+    if not 0.0 <= base <= 1.0 or not 0.0 <= final <= 1.0:
+        raise ValueError(f"momentum base {base} and final {final} must lie in [0, 1]")
+    total_steps = max(int(total_steps), 1)
+    t = np.arange(total_steps) / max(total_steps - 1, 1)
+    return (final - 0.5 * (final - base) * (1 + np.cos(np.pi * t))).astype(np.float64)

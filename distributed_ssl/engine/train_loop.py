@@ -19,17 +19,20 @@ import ray.train
 import torch
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.engine.atomic_files import atomic_torch_save
 from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
 from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
+from distributed_ssl.engine.probe_logging import collapse_warning, log_probe
 from distributed_ssl.engine.schedules import warmup_cosine
 from distributed_ssl.engine.warm_start import load_encoder_weights
-from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import load_labeled
+from distributed_ssl.evaluation.probe_suite import probe_encoder
+from distributed_ssl.methods.ema_teacher import ema_teachers
 from distributed_ssl.methods.registry import build_method
 from distributed_ssl.modalities.registry import get_modality
-from distributed_ssl.tracking.mlflow_tracking import RunLogger
+from distributed_ssl.tracking.mlflow_tracking import RunLogger, logger_retry_kwargs
 
 log = logging.getLogger("distributed_ssl.train")
 
@@ -72,18 +75,23 @@ def train_worker(config: dict[str, Any]) -> None:
     dtype = torch.bfloat16 if cfg.deepspeed.precision == "bf16" else torch.float32
     torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
     np.random.seed(cfg.train.seed + rank)
-    logger = RunLogger(config["tracking_uri"], config["mlflow_run_id"]) if rank == 0 else None
+    logger = RunLogger(config["tracking_uri"], config["mlflow_run_id"], buffer_dir=config["run_dir"],
+                       **logger_retry_kwargs(cfg)) if rank == 0 else None
 
     method = build_method(cfg).to(device)
     eval_splits = load_labeled(cfg.data.eval, cfg) if cfg.data.eval else None
-    knn_random = None
+    knn_random = baseline = None
     if eval_splits is not None:
-        # The untrained weights are the random-init baseline: same architecture, same probe.
+        # The untrained weights are the random-init baseline: same architecture, same probes.
         method.eval()
-        knn_random = knn_probe(method.embed, eval_splits, cfg.eval, device, torch.float32)
+        baseline = probe_encoder(method.embed, eval_splits, cfg.eval, device, torch.float32)
+        knn_random = baseline.knn_top1
         method.train()
     if cfg.model.init_from:  # warm start after the baseline, so the baseline stays a random init
         load_encoder_weights(method, cfg.model.init_from)
+        for teacher in ema_teachers(method):  # the teacher starts from the warm-started student
+            teacher.copy_from_student()
+    method.set_total_steps(total_steps)
 
     trainable = method.trainable_module()
     optimizer = torch.optim.AdamW(param_groups(trainable, cfg.optim.weight_decay), lr=cfg.optim.lr,
@@ -93,11 +101,17 @@ def train_worker(config: dict[str, Any]) -> None:
     lr_schedule = warmup_cosine(total_steps, cfg.optim.lr, cfg.optim.min_lr,
                                 int(cfg.optim.warmup_fraction * total_steps))
 
-    meta = {"global_step": 0, "epoch": 0, "micro_in_epoch": 0, "knn_top1": None}
-    checkpoint = ray.train.get_checkpoint()
+    meta = {"global_step": 0, "epoch": 0, "micro_in_epoch": 0, "knn_top1": None, "probe": {}}
+    checkpoint = ray.train.get_checkpoint()  # this run's own latest first: a worker-group restart continues it
+    if checkpoint is None and config.get("init_checkpoint"):  # e.g. the PBT donor's state
+        checkpoint = ray.train.Checkpoint(config["init_checkpoint"])
     if checkpoint is not None:
+        decays = [1.0 if group["weight_decay"] > 0 else 0.0 for group in optimizer.param_groups]
         with checkpoint.as_directory() as ckpt_dir:
             meta = load_checkpoint(engine, ckpt_dir)
+        # The restored optimizer state carries the saved weight decay; this run's value wins (PBT may change it).
+        for group, decay in zip(optimizer.param_groups, decays, strict=True):
+            group["weight_decay"] = cfg.optim.weight_decay * decay
         if rank == 0:
             log.info("resumed from step %d (epoch %d)", meta["global_step"], meta["epoch"])
     global_step, start_epoch = int(meta["global_step"]), int(meta["epoch"])
@@ -114,6 +128,7 @@ def train_worker(config: dict[str, Any]) -> None:
     shard = ray.train.get_dataset_shard("train")
     accum = cfg.train.grad_accum
     knn = meta.get("knn_top1")
+    probe = dict(meta.get("probe") or {})  # linear probe and collapse metrics of the last eval epoch
     samples_seen, train_time = 0, 0.0
     last_loss = float("nan")
     preview_done = checkpoint is not None
@@ -166,38 +181,41 @@ def train_worker(config: dict[str, Any]) -> None:
                              values["loss"], lr, values["samples_per_s"])
                 window, t_window = {}, time.perf_counter()
             if global_step % cfg.train.checkpoint_every == 0 and global_step < total_steps:
-                meta.update(global_step=global_step, epoch=epoch, micro_in_epoch=micro_in_epoch, knn_top1=knn)
+                meta.update(global_step=global_step, epoch=epoch, micro_in_epoch=micro_in_epoch, knn_top1=knn,
+                            probe=probe)
                 report({"global_step": global_step, "loss": last_loss, "epoch": epoch}, with_checkpoint=True)
         skip_micro = 0
         epoch_done = epoch + 1
         if eval_splits is not None and (epoch_done % cfg.train.eval_every_epochs == 0
                                         or epoch_done == cfg.train.epochs or global_step >= total_steps):
             engine.eval()
-            knn = knn_probe(engine.module.embed, eval_splits, cfg.eval, device, dtype)
+            result = probe_encoder(engine.module.embed, eval_splits, cfg.eval, device, dtype)
             engine.train()
-            if logger:
-                logger.metrics({"knn_top1": knn, "epoch_end": epoch_done}, global_step)
-                log.info("epoch %d kNN top-1 %.4f (random init %.4f)", epoch_done, knn, knn_random)
-        meta.update(global_step=global_step, epoch=epoch_done, micro_in_epoch=0, knn_top1=knn)
+            knn = result.knn_top1
+            probe = {**result.metrics(), "collapse_warning": collapse_warning(result, epoch_done)}
+            log_probe(logger, result, baseline, epoch_done, global_step)
+        meta.update(global_step=global_step, epoch=epoch_done, micro_in_epoch=0, knn_top1=knn, probe=probe)
         is_last = epoch_done == cfg.train.epochs or global_step >= total_steps
-        if not is_last:  # metrics only: checkpoints follow train.checkpoint_every, and the final one below
+        if not is_last:  # metrics only, unless PBT needs a restore point at each epoch end (see launch/pbt_trial.py)
             report({"global_step": global_step, "loss": last_loss, "epoch": epoch_done, "knn_top1": knn,
-                    "epoch_end": True}, with_checkpoint=False)
+                    "linear_top1": probe.get("linear_top1"), "epoch_end": True},
+                   with_checkpoint=bool(config.get("checkpoint_every_epoch")))
 
     state = full_encoder_state(engine, cfg.deepspeed.zero_stage)
     throughput = all_reduce_mean({"sps": samples_seen / max(train_time, 1e-9)})["sps"] * world
     final = {"global_step": global_step, "epoch": int(meta["epoch"]), "loss": last_loss, "knn_top1": knn,
-             "knn_top1_random_init": knn_random, "samples_per_s": throughput, "finished": True, "epoch_end": True}
+             "knn_top1_random_init": knn_random, "samples_per_s": throughput, "finished": True, "epoch_end": True,
+             "linear_top1_random_init": baseline.linear_top1 if baseline else None, **probe}
     if rank == 0 and state is not None:
         run_dir = Path(config["run_dir"])
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / "encoder.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, run_dir / "encoder.pt")
+        atomic_torch_save(state, run_dir / "encoder.pt")
         if logger:
             logger.artifact(run_dir / "encoder.pt")
+            linear = ({"linear_top1_final": probe["linear_top1"], "linear_top1_random_init": baseline.linear_top1}
+                      if baseline is not None and "linear_top1" in probe else {})  # absent: resumed pre-probe run
             logger.metrics({"knn_top1_final": knn, "knn_top1_random_init": knn_random,
-                            "train_samples_per_s": throughput}
+                            "train_samples_per_s": throughput, **linear}
                            if knn is not None else {"train_samples_per_s": throughput}, global_step)
     report(final, with_checkpoint=True)
 

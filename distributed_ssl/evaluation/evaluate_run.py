@@ -8,8 +8,8 @@ from typing import Any
 import torch
 
 from distributed_ssl.config.loader import ConfigError, load_config
-from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import load_labeled
+from distributed_ssl.evaluation.probe_suite import probe_encoder
 from distributed_ssl.launch.run_state import CONFIG_FILE
 from distributed_ssl.methods.registry import build_encoder_for
 
@@ -31,9 +31,12 @@ def evaluate_run(run_dir: str | Path, data: str) -> dict[str, Any]:
     splits = load_labeled(data, cfg)
     torch.manual_seed(cfg.train.seed)
     random_encoder = build_encoder_for(cfg).eval()
+    trained, baseline = probe_encoder(encoder.embed, splits, cfg.eval), probe_encoder(random_encoder.embed, splits,
+                                                                                       cfg.eval)
     return {
         "run_dir": str(run_dir), "data": data, "method": cfg.method.name, "modality": cfg.modality.name,
-        "knn_top1": knn_probe(encoder.embed, splits, cfg.eval),
-        "knn_top1_random_init": knn_probe(random_encoder.embed, splits, cfg.eval),
+        **trained.metrics(), "collapsed": trained.collapse.collapsed,
+        "collapse_warning": trained.collapse.reason or None,
+        "knn_top1_random_init": baseline.knn_top1, "linear_top1_random_init": baseline.linear_top1,
         "eval_records": sum(len(s.labels) for s in splits.values()),
     }

@@ -12,9 +12,8 @@ from distributed_ssl.evaluation.knn import knn_top1
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
 
 
-def knn_probe(embed: Callable[[torch.Tensor], torch.Tensor], splits: dict[str, LabeledSplit], cfg: EvalConfig,
-              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> float:
-    feats = {name: embed_all(embed, s.inputs, cfg.batch_size, device, dtype) for name, s in splits.items()}
+def knn_from_features(feats: dict[str, torch.Tensor], splits: dict[str, LabeledSplit], cfg: EvalConfig) -> float:
+    """kNN top-1 of precomputed features (one tensor per split)."""
     if "train" in splits and "val" in splits:
         bank, query = splits["train"], splits["val"]
         return knn_top1(feats["train"], bank.labels, feats["val"], query.labels,
@@ -23,3 +22,9 @@ def knn_probe(embed: Callable[[torch.Tensor], torch.Tensor], splits: dict[str, L
     split = splits[name]
     return knn_top1(feats[name], split.labels, feats[name], split.labels, split.num_classes, cfg.knn_k,
                     cfg.knn_temperature, exclude_self=True)
+
+
+def knn_probe(embed: Callable[[torch.Tensor], torch.Tensor], splits: dict[str, LabeledSplit], cfg: EvalConfig,
+              device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> float:
+    feats = {name: embed_all(embed, s.inputs, cfg.batch_size, device, dtype) for name, s in splits.items()}
+    return knn_from_features(feats, splits, cfg)

@@ -30,7 +30,7 @@ UPLOAD_EXCLUDES = [".venv", "venv", "data", "runs", "mlruns", "mlartifacts", ".g
                    "*.egg-info", ".pytest_cache", ".ruff_cache", "*.db"]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 # Config keys that hold paths: on the cluster they are read from inside the job's own working directory.
-PATH_KEYS = ("data.train", "data.eval", "run.dir", "model.init_from")
+PATH_KEYS = ("data.train", "data.eval", "data.keep_ids", "run.dir", "model.init_from")
 
 
 @dataclass

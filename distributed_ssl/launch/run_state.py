@@ -6,6 +6,8 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from distributed_ssl.engine.atomic_files import atomic_write_text
+
 RUN_STATE = "run.json"
 CONFIG_FILE = "config.yaml"
 SUMMARY_FILE = "summary.json"
@@ -19,9 +21,7 @@ class RunState:
     experiment: str
 
     def save(self, run_dir: Path) -> None:
-        tmp = run_dir / (RUN_STATE + ".tmp")
-        tmp.write_text(json.dumps(asdict(self), indent=2))
-        tmp.replace(run_dir / RUN_STATE)
+        atomic_write_text(run_dir / RUN_STATE, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState | None:

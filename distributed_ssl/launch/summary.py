@@ -7,15 +7,24 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY_KEYS = ["method", "modality", "encoder", "steps", "epochs", "knn_top1", "knn_top1_random_init",
+                "linear_top1", "linear_top1_random_init", "embedding_std", "effective_rank", "collapsed",
                 "samples_per_s", "wall_time_s", "num_workers", "zero_stage", "precision", "mlflow_run_id"]
 
 
+def collapse_summary(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The collapse-monitoring fields of the final report (see evaluation/collapse.py), None without an eval set."""
+    collapsed = metrics.get("collapsed")
+    return {"embedding_std": metrics.get("embedding_std"), "effective_rank": metrics.get("effective_rank"),
+            "effective_rank_fraction": metrics.get("effective_rank_fraction"),
+            "collapsed": None if collapsed is None else bool(collapsed),
+            "collapse_warning": metrics.get("collapse_warning")}
+
+
 def write_summary(summary: dict[str, Any], path: Path) -> None:
+    from distributed_ssl.engine.atomic_files import atomic_write_text
     from distributed_ssl.tracking.redaction import redact
 
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(redact(summary), indent=2))
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(redact(summary), indent=2))
 
 
 def format_table(summary: dict[str, Any]) -> str:

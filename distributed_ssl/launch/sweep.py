@@ -20,6 +20,7 @@ from distributed_ssl.config.flatten import flat_params
 from distributed_ssl.config.loader import ConfigError, resolve_config, save_config
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.launch.pbt_space import build_pbt_scheduler, check_mutable_keys
 from distributed_ssl.launch.ray_runtime import ensure_ray
 from distributed_ssl.launch.run_state import RunState
 from distributed_ssl.launch.search_space import parse_expression, to_tune_domain
@@ -39,6 +40,11 @@ def build_param_space(cfg: SSLConfig) -> dict[str, Any]:
     if not cfg.tune.space:
         raise ConfigError("tune.space is empty: name at least one dotted key to search, "
                           "e.g. tune.space={augment.crop_scale_min: 'uniform(0.08, 0.5)'}")
+    if cfg.tune.scheduler == "pbt":
+        if cfg.tune.search == "optuna":
+            raise ConfigError("tune.scheduler=pbt chooses new values itself: use tune.search=random or grid, "
+                              "not optuna")
+        check_mutable_keys(cfg.tune.space)
     base = cfg.model_dump(mode="json")
     space = {}
     for key, expr in cfg.tune.space.items():
@@ -85,6 +91,8 @@ def _scheduler(cfg: SSLConfig):
         return ASHAScheduler(time_attr="epoch", max_t=cfg.train.epochs,
                              grace_period=min(cfg.tune.grace_period, cfg.train.epochs),
                              reduction_factor=cfg.tune.reduction_factor)
+    if cfg.tune.scheduler == "pbt":
+        return build_pbt_scheduler(cfg)
     return None
 
 

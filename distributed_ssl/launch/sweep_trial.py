@@ -1,7 +1,8 @@
 """One Tune trial: a full distributed `run_training` with the trial's sampled overrides.
 
 The trial function is the Tune "driver": it holds almost no resources itself and starts its own TorchTrainer,
-whose per-epoch reports reach Tune's scheduler through `EpochReportCallback`.
+whose per-epoch reports reach Tune's scheduler through `EpochReportCallback` (metrics only), or, under PBT,
+through `launch.pbt_trial` together with their checkpoints.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from distributed_ssl.config.loader import resolve_config
+from distributed_ssl.launch.pbt_trial import run_pbt_trial
 from distributed_ssl.launch.run_state import RunState
 from distributed_ssl.launch.trainer import run_training
 
@@ -37,7 +39,9 @@ def run_trial(config: dict[str, Any], base: dict[str, Any], sweep_dir: str, pare
     trial_dir = Path(sweep_dir) / "trials" / ctx.get_trial_name()
     cfg = resolve_config(base, {**config, "run.dir": str(trial_dir), "run.name": ctx.get_trial_name(),
                                 "tracking.uri": tracking_uri}, source=f"trial {ctx.get_trial_name()}")
+    tags = {"mlflow.parentRunId": parent_run_id, "trial_id": ctx.get_trial_id(), "trial_name": ctx.get_trial_name()}
+    if cfg.tune.scheduler == "pbt":  # Tune must hold checkpoints to restart trials from them
+        run_pbt_trial(cfg, trial_dir, swept=config, tags=tags)
+        return
     resume = RunState.load(trial_dir) is not None
-    run_training(cfg, resume=resume, callbacks=[EpochReportCallback(cfg.tune.metric)],
-                 extra_tags={"mlflow.parentRunId": parent_run_id, "trial_id": ctx.get_trial_id(),
-                             "trial_name": ctx.get_trial_name()})
+    run_training(cfg, resume=resume, callbacks=[EpochReportCallback(cfg.tune.metric)], extra_tags=tags)

@@ -21,5 +21,8 @@ class Method(nn.Module):
         """What the optimizer and DeepSpeed wrap (a method with an EMA target excludes the target)."""
         return self
 
+    def set_total_steps(self, total_steps: int) -> None:
+        """Called once before training with the number of optimizer steps, so per-step schedules can be built."""
+
     def on_step_end(self, step: int) -> None:
-        """Hook after each optimizer step (EMA updates)."""
+        """Hook after each optimizer step (EMA updates); `step` counts finished optimizer steps from 1."""

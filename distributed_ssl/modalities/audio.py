@@ -16,7 +16,7 @@ from distributed_ssl.data.audio_io import AudioDecodeError, read_audio_bytes, re
 from distributed_ssl.modalities.audio_augment import crop_or_pad, spec_augment, strong_waveform
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.log_mel import log_mel, num_frames
-from distributed_ssl.modalities.masking import random_patch_mask
+from distributed_ssl.modalities.masking import grid_masks
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 
@@ -62,10 +62,17 @@ class AudioModality:
         return torch.from_numpy(out)
 
     def _spectrogram(self, wave: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:
-        m = cfg.modality
-        h, w = spectrogram_shape(cfg)
+        """Log-mel of [B, samples] cut to whole patches: [B, n_mels', frames'] (global and local views alike)."""
+        m, p = cfg.modality, cfg.model.patch_size
+        h, _ = spectrogram_shape(cfg)
+        frames = num_frames(wave.shape[1], m.hop_length)
         spec = log_mel(wave, m.sample_rate, m.n_fft, m.hop_length, m.n_mels, m.f_min, m.f_max)
-        return spec[:, :h, :w]
+        return spec[:, :h, :frames - frames % p]
+
+    def local_samples(self, cfg: SSLConfig, spec: ViewSpec) -> int:
+        """Length of a local segment: `spec.local_size` of the clip, at least one patch of frames."""
+        p, hop = cfg.model.patch_size, cfg.modality.hop_length
+        return max(int(round(clip_samples(cfg) * spec.local_size)), p * hop)
 
     def make_views(self, raw: torch.Tensor, spec: ViewSpec, cfg: SSLConfig,
                    gen: torch.Generator) -> dict[str, np.ndarray]:
@@ -81,8 +88,16 @@ class AudioModality:
             else:
                 mel = self._spectrogram(crop_or_pad(raw, clip_samples(cfg), None), cfg)
             out[f"view_{v}"] = mel.unsqueeze(1).numpy().astype(np.float32)
+        for v in range(spec.num_local_views):  # short segments; their band widths shrink with them
+            length = self.local_samples(cfg, spec)
+            wave = strong_waveform(raw, length, cfg.modality.sample_rate, a, gen)
+            mel = spec_augment(self._spectrogram(wave, cfg), a.specaug_masks,
+                               int(round(a.specaug_time_width * spec.local_size)), a.specaug_freq_width, gen)
+            out[f"local_{v}"] = mel.unsqueeze(1).numpy().astype(np.float32)
         if spec.mask:
-            out["mask"] = random_patch_mask(raw.shape[0], self.num_patches(cfg), cfg.mask.ratio, gen).numpy()
+            h, w = spectrogram_shape(cfg)
+            grid = (h // cfg.model.patch_size, w // cfg.model.patch_size)
+            out.update(grid_masks(spec, raw.shape[0], grid, cfg.mask, gen))
         return out
 
     def eval_inputs(self, raw: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:

@@ -11,7 +11,7 @@ from PIL import Image
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.modalities.image_augment import light_view, strong_view
-from distributed_ssl.modalities.masking import random_patch_mask
+from distributed_ssl.modalities.masking import grid_masks
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 
@@ -57,9 +57,22 @@ class ImageModality:
             else:
                 view = raw
             out[f"view_{v}"] = self._normalize(view, cfg).numpy().astype(np.float32)
+        if spec.num_local_views:
+            local_cfg = cfg.augment.model_copy(update={"crop_scale_min": spec.local_scale[0],
+                                                       "crop_scale_max": spec.local_scale[1]})
+            local_px = self.local_size(cfg, spec)
+            for v in range(spec.num_local_views):
+                view = strong_view(raw, local_px, local_cfg, gen)
+                out[f"local_{v}"] = self._normalize(view, cfg).numpy().astype(np.float32)
         if spec.mask:
-            out["mask"] = random_patch_mask(raw.shape[0], self.num_patches(cfg), cfg.mask.ratio, gen).numpy()
+            side = cfg.modality.image_size // cfg.model.patch_size
+            out.update(grid_masks(spec, raw.shape[0], (side, side), cfg.mask, gen))
         return out
+
+    def local_size(self, cfg: SSLConfig, spec: ViewSpec) -> int:
+        """Side of a local view: `spec.local_size` of the image side, in whole patches (at least one)."""
+        p = cfg.model.patch_size
+        return max(p, int(round(cfg.modality.image_size * spec.local_size / p)) * p)
 
     def eval_inputs(self, raw: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:
         return self._normalize(raw, cfg)

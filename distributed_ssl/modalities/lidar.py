@@ -14,8 +14,8 @@ import torch
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.modalities.image import RecordDecodeError
-from distributed_ssl.modalities.masking import random_patch_mask
-from distributed_ssl.modalities.point_augment import light_points, strong_points
+from distributed_ssl.modalities.masking import point_masks
+from distributed_ssl.modalities.point_augment import light_points, local_points, strong_points
 from distributed_ssl.modalities.point_tokenizer import tokenize
 from distributed_ssl.modalities.view_spec import ViewSpec
 
@@ -37,6 +37,8 @@ class LidarModality:
         for i, data in enumerate(batch["points"]):
             rid = str(batch["id"][i]) if "id" in batch else str(i)
             count = int(batch["num_points"][i])
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise RecordDecodeError(f"record {rid!r}: points are {type(data).__name__}, not float32 bytes")
             if count < 1 or len(data) != count * POINT_CHANNELS * 4:
                 raise RecordDecodeError(f"record {rid!r}: {len(data)} bytes of points do not match "
                                         f"num_points={count} × 4 float32")
@@ -46,7 +48,9 @@ class LidarModality:
             sub = pts[idx].astype(np.float32)
             if not np.isfinite(sub).all():
                 raise RecordDecodeError(f"record {rid!r}: points contain NaN or infinity")
-            sub[:, :3] = (sub[:, :3] - sub[:, :3].mean(axis=0)) / scale
+            sub[:, :3] = (sub[:, :3] - sub[:, :3].mean(axis=0, dtype=np.float64)) / scale
+            if not np.isfinite(sub).all():  # coordinates near float32's limit overflow once centred
+                raise RecordDecodeError(f"record {rid!r}: coordinates overflow float32 once centred")
             out[i] = sub
         return torch.from_numpy(out)
 
@@ -64,9 +68,23 @@ class LidarModality:
             else:
                 points = raw
             out[f"view_{v}"] = self._tokens(points, cfg, gen).numpy().astype(np.float32)
-        if spec.mask:
-            out["mask"] = random_patch_mask(raw.shape[0], self.num_patches(cfg), cfg.mask.ratio, gen).numpy()
+        if spec.num_local_views:
+            num_points, num_groups = self.local_shape(cfg, spec)
+            for v in range(spec.num_local_views):
+                points = local_points(raw, spec.local_scale, num_points, cfg.augment, gen)
+                tokens = tokenize(points, num_groups, cfg.modality.group_size, gen)
+                out[f"local_{v}"] = tokens.numpy().astype(np.float32)
+        if spec.mask:  # multi-block masks group patches by the centres of the first view (row 0 of each patch)
+            centres = torch.from_numpy(out["view_0"][:, :, 0, :3])
+            out.update(point_masks(spec, centres, cfg.mask, gen))
         return out
+
+    def local_shape(self, cfg: SSLConfig, spec: ViewSpec) -> tuple[int, int]:
+        """(points, point patches) of a local view: `spec.local_size` of a global view's, enough for one patch."""
+        m = cfg.modality
+        groups = max(1, int(round(m.num_groups * spec.local_size)))
+        points = max(m.group_size, groups, int(round(m.num_points * spec.local_size)))
+        return points, groups
 
     def eval_inputs(self, raw: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:
         return self._tokens(raw, cfg, None)

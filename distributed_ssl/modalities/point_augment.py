@@ -84,6 +84,24 @@ def strong_points(points: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
     return jitter(x, cfg.point_jitter_sigma, gen)
 
 
+def local_points(points: torch.Tensor, scale: tuple[float, float], num_out: int, cfg: AugmentConfig,
+                 gen: torch.Generator) -> torch.Tensor:
+    """A DINO local view: the nearest fraction (uniform in `scale`) of points around a random seed point,
+    resampled to `num_out` points and re-centred, then dropout, rotation, scale and jitter as in `strong_points`."""
+    b, n, c = points.shape
+    seed = points[torch.arange(b), torch.randint(0, n, (b,), generator=gen), :3]
+    order = (points[..., :3] - seed.unsqueeze(1)).pow(2).sum(-1).argsort(dim=1)
+    keep = (_uniform((b,), scale[0], scale[1], gen) * n).long().clamp(min=1, max=n)
+    pick = (torch.rand(b, num_out, generator=gen) * keep.view(-1, 1)).long().clamp(max=n - 1)
+    idx = torch.gather(order, 1, pick)
+    x = torch.gather(points, 1, idx.unsqueeze(-1).expand(-1, -1, c))
+    x[..., :3] -= x[..., :3].mean(dim=1, keepdim=True)
+    x = random_dropout(x, cfg.point_dropout_max, gen)
+    x = rotate_z(x, cfg.point_rotation_deg, gen)
+    x = random_scale(x, cfg.point_scale_min, cfg.point_scale_max, gen)
+    return jitter(x, cfg.point_jitter_sigma, gen)
+
+
 def light_points(points: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Rotation and scale only, as Point-MAE pretraining uses."""
     return random_scale(rotate_z(points, cfg.point_rotation_deg, gen), cfg.point_scale_min, cfg.point_scale_max, gen)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from distributed_ssl.models.transformer import Block, init_weights, scatter_visible
+from distributed_ssl.models.transformer import MaskTokenTransformer, init_weights, scatter_visible
 
 
 class ProjectionHead(nn.Module):
@@ -22,24 +22,13 @@ class ProjectionHead(nn.Module):
         return self.net(x)
 
 
-class MAEDecoder(nn.Module):
+class MAEDecoder(MaskTokenTransformer):
     """Light transformer decoder: visible latents + mask tokens at every patch position → per-patch predictions.
 
     `pos_embed` comes from the encoder (`encoder.decoder_position_embedding(dim)`): fixed grid embeddings for
     image and spectrogram patches, an MLP of the patch centres for point patches. That keeps this decoder, and
     MAE, free of any knowledge of the modality.
     """
-
-    def __init__(self, enc_dim: int, dim: int, depth: int, heads: int, pos_embed: nn.Module, patch_dim: int):
-        super().__init__()
-        self.embed = nn.Linear(enc_dim, dim)
-        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
-        self.pos_embed = pos_embed
-        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
-        self.norm = nn.LayerNorm(dim)
-        self.pred = nn.Linear(dim, patch_dim)
-        init_weights(self)
-        nn.init.normal_(self.mask_token, std=0.02)
 
     def forward(self, latent: torch.Tensor, mask: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """latent [B, 1 + N_visible, D_enc] (class token first), mask [B, N], the encoder's inputs (for positions)
@@ -50,4 +39,4 @@ class MAEDecoder(nn.Module):
         x = torch.cat([cls, full], dim=1)
         for block in self.blocks:
             x = block(x)
-        return self.pred(self.norm(x))[:, 1:]
+        return self.out(self.norm(x))[:, 1:]

@@ -112,6 +112,23 @@ def encode_tokens(tokens: torch.Tensor, mask: torch.Tensor | None, cls_token: to
         tokens = block(tokens)
     return norm(tokens)
 
+class MaskTokenTransformer(nn.Module):
+    """The narrow transformer behind the MAE decoder and the JEPA predictor: encoder tokens are projected to
+    `dim`, a learned mask token stands in for every hidden patch, positions come from the encoder
+    (`encoder.decoder_position_embedding(dim)`), and `out` maps back to the prediction's width."""
+
+    def __init__(self, enc_dim: int, dim: int, depth: int, heads: int, pos_embed: nn.Module, out_dim: int):
+        super().__init__()
+        self.embed = nn.Linear(enc_dim, dim)
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
+        self.pos_embed = pos_embed
+        self.blocks = nn.ModuleList(Block(dim, heads) for _ in range(depth))
+        self.norm = nn.LayerNorm(dim)
+        self.out = nn.Linear(dim, out_dim)
+        init_weights(self)
+        nn.init.normal_(self.mask_token, std=0.02)
+
+
 def num_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from distributed_ssl.losses.masked_patch_mse_loss import MaskedPatchMSELoss
@@ -56,8 +57,22 @@ class ViTEncoder(nn.Module):
         """MAE criterion for `patchify` targets: MSE on (per-patch normalised) pixels of hidden patches."""
         return MaskedPatchMSELoss(norm_targets)
 
+    def position_embedding(self, grid: tuple[int, int]) -> torch.Tensor:
+        """[1, gh·gw, D] for a patch grid; a smaller input (a multi-crop local view) gets the full grid's
+        embedding resized to its grid (as DINO does), so a local crop's patches keep their relative layout."""
+        if grid == self.grid:
+            return self.pos_embed
+        full = self.pos_embed.reshape(1, *self.grid, self.dim).permute(0, 3, 1, 2)
+        resized = F.interpolate(full, size=grid, mode="bicubic", align_corners=False)
+        return resized.permute(0, 2, 3, 1).reshape(1, grid[0] * grid[1], self.dim)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        tokens = self.patch_embed(x).flatten(2).transpose(1, 2) + self.pos_embed.to(x.dtype)
+        """x [B, C, H, W], H and W whole multiples of the patch size (any size up to the configured one)."""
+        patches = self.patch_embed(x)
+        grid = (patches.shape[2], patches.shape[3])
+        if mask is not None and grid != self.grid:
+            raise ValueError(f"a patch mask needs the full {self.grid} grid, got an input with grid {grid}")
+        tokens = patches.flatten(2).transpose(1, 2) + self.position_embedding(grid).to(x.dtype)
         return encode_tokens(tokens, mask, self.cls_token, self.blocks, self.norm)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:

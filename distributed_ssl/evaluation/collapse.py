@@ -1,0 +1,73 @@
+"""Collapse monitoring: two label-free numbers of the eval-set embeddings that fall when a method collapses.
+
+- `embedding_std` (SimSiam, Chen & He 2021): the mean over dimensions of the per-dimension standard deviation of
+  L2-normalised embeddings. 0 when every input maps to one vector; about 1/sqrt(D) for embeddings spread evenly
+  over the sphere, so it is compared with `std_fraction / sqrt(D)`.
+- `effective_rank` (RankMe, Garrido et al. 2023): exp of the entropy of the normalised singular values of the
+  centred [N, D] embedding matrix. 1 for rank-1 (or constant) embeddings, up to D for isotropic ones; dimensional
+  collapse shows up here even when `embedding_std` still looks healthy. Centring keeps the offset that every
+  embedding shares (large in untrained transformers, whose mean-pooled tokens point one way) from counting as
+  the one dominant direction.
+
+Non-contrastive methods (BYOL, DINO, JEPA) can reach a low loss with a collapsed encoder, which the loss curve
+never shows; these metrics do.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+def embedding_std(feats: torch.Tensor) -> float:
+    """Mean per-dimension std of the L2-normalised rows of `feats` [N, D]."""
+    if feats.shape[0] < 2:
+        return 0.0
+    z = F.normalize(feats.double(), dim=1)
+    return float(z.std(dim=0).mean())
+
+
+def effective_rank(feats: torch.Tensor, eps: float = 1e-12) -> float:
+    """exp(entropy of σ / Σσ) of the centred `feats` [N, D]; 1.0 when nothing varies (constant rows)."""
+    x = feats.double()
+    s = torch.linalg.svdvals(x - x.mean(dim=0, keepdim=True))
+    total = s.sum()
+    if total <= eps * max(float(x.abs().max()), 1.0):
+        return 1.0
+    p = s / total
+    p = p[p > eps]
+    return float(torch.exp(-(p * p.log()).sum()))
+
+
+@dataclass(frozen=True)
+class CollapseReport:
+    embedding_std: float
+    effective_rank: float
+    dim: int
+    collapsed: bool
+    reason: str
+
+    def metrics(self) -> dict[str, float]:
+        """What MLflow and summary.json record; `collapsed` as 0/1 so it plots next to the other curves."""
+        return {"embedding_std": self.embedding_std, "effective_rank": self.effective_rank,
+                "effective_rank_fraction": self.effective_rank / self.dim, "collapsed": float(self.collapsed)}
+
+
+def collapse_report(feats: torch.Tensor, std_fraction: float = 0.01, rank_fraction: float = 0.05) -> CollapseReport:
+    """Measure `feats` [N, D] and judge collapse: std below `std_fraction / sqrt(D)` (all inputs near one point)
+    or effective rank below `rank_fraction · min(N, D)` (all inputs on a line or a few directions)."""
+    n, dim = feats.shape
+    std, rank = embedding_std(feats), effective_rank(feats)
+    std_limit = std_fraction / math.sqrt(dim)
+    rank_limit = rank_fraction * min(n, dim)
+    reasons = []
+    if std < std_limit:
+        reasons.append(f"embedding std {std:.4g} < {std_limit:.4g} (eval.collapse_std_fraction={std_fraction} "
+                       f"of 1/sqrt({dim}))")
+    if rank < rank_limit:
+        reasons.append(f"effective rank {rank:.3g} < {rank_limit:.3g} (eval.collapse_rank_fraction={rank_fraction} "
+                       f"of {min(n, dim)})")
+    return CollapseReport(std, rank, dim, bool(reasons), "; ".join(reasons))

@@ -1,0 +1,210 @@
+"""Every decoder meets random and mutated bytes: nothing but its defined decode error may escape.
+
+Corrupt input must raise `RecordDecodeError` naming the record (what the bad-record ledger in data/bad_records.py
+reports), and the converters skip a file only on `AudioDecodeError` / `PointCloudError`: any other exception would
+stop a conversion on one corrupt file, and a hang or a giant allocation would stall a pipeline. Mutations start from real files: truncations (every prefix length), bit flips
+(biased to the header), overwritten runs of bytes, and plain random bytes.
+"""
+
+from __future__ import annotations
+
+import io
+
+import laspy
+import numpy as np
+import pytest
+import soundfile as sf
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from distributed_ssl.config import load_config
+from distributed_ssl.data.audio_io import AudioDecodeError, read_audio_bytes
+from distributed_ssl.data.point_io import PointCloudError, read_point_cloud
+from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.registry import get_modality
+
+FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+AUDIO = ["modality.name=audio", "modality.max_seconds=2.0"]
+LIDAR = ["modality.name=lidar", "model.encoder=point_debug", "modality.num_points=64", "modality.num_groups=8",
+         "modality.group_size=8"]
+
+
+@st.composite
+def mutations(draw: st.DrawFn, original: bytes) -> bytes:
+    """A corrupted copy of `original`: truncated, bit-flipped, partly overwritten, or replaced by noise."""
+    n = len(original)
+    kind = draw(st.sampled_from(["truncate", "bitflip", "overwrite", "noise"]))
+    if kind == "truncate":
+        return original[:draw(st.integers(0, n - 1))]
+    if kind == "noise":
+        return draw(st.binary(max_size=2048))
+    data = bytearray(original)
+    index = st.one_of(st.integers(0, min(n, 128) - 1), st.integers(0, n - 1))  # headers matter most
+    if kind == "bitflip":
+        for i, bit in draw(st.lists(st.tuples(index, st.integers(0, 7)), min_size=1, max_size=12)):
+            data[i] ^= 1 << bit
+    else:
+        start = draw(index)
+        chunk = draw(st.binary(min_size=1, max_size=64))
+        data[start:start + len(chunk)] = chunk
+    return bytes(data)
+
+
+def _image(fmt: str) -> bytes:
+    rng = np.random.default_rng(0)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, (24, 24, 3), dtype=np.uint8)).save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _audio(fmt: str, subtype: str) -> bytes:
+    t = np.arange(4000) / 8000.0
+    buf = io.BytesIO()
+    sf.write(buf, 0.5 * np.sin(2 * np.pi * 440 * t), 8000, format=fmt, subtype=subtype)
+    return buf.getvalue()
+
+
+def _cloud(n: int = 200) -> np.ndarray:
+    rng = np.random.default_rng(1)
+    return np.concatenate([rng.uniform(-5, 5, (n, 3)), rng.uniform(0, 1, (n, 1))], axis=1).astype(np.float32)
+
+
+def _pcd(binary: bool) -> bytes:
+    pts = _cloud(40)
+    header = ("VERSION 0.7\nFIELDS x y z intensity\nSIZE 4 4 4 4\nTYPE F F F F\nCOUNT 1 1 1 1\n"
+              f"WIDTH {len(pts)}\nHEIGHT 1\nPOINTS {len(pts)}\nDATA {'binary' if binary else 'ascii'}\n")
+    body = pts.tobytes() if binary else "".join(" ".join(f"{v:.4f}" for v in p) + "\n" for p in pts).encode()
+    return header.encode() + body
+
+
+def _las(compressed: bool) -> bytes:
+    header = laspy.LasHeader(point_format=3, version="1.2")
+    header.scales = np.array([0.01, 0.01, 0.01])
+    las = laspy.LasData(header)
+    pts = _cloud(60).astype(np.float64)
+    las.x, las.y, las.z = pts[:, 0], pts[:, 1], pts[:, 2]
+    las.intensity = (pts[:, 3] * 60000).astype(np.uint16)
+    buf = io.BytesIO()
+    las.write(buf, do_compress=compressed)
+    return buf.getvalue()
+
+
+def _npy() -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, _cloud(50))
+    return buf.getvalue()
+
+
+@pytest.mark.reliability(failure="corrupt PNG/JPEG bytes in a shard (truncated, bit-flipped, overwritten, noise)",
+                         response="RecordDecodeError naming the record; the ledger skips it")
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_image_decode_raises_only_record_decode_error(fmt):
+    cfg, modality, original = load_config(None), get_modality("image"), _image(fmt)
+
+    @FUZZ
+    @given(mutations(original))
+    def check(data: bytes) -> None:
+        batch = {"id": np.array(["img-7"], dtype=object), "image": np.array([data], dtype=object)}
+        try:
+            out = modality.decode(batch, cfg)
+        except RecordDecodeError as exc:
+            assert "img-7" in str(exc)
+            return
+        assert out.shape[0] == 1 and bool(out.isfinite().all())
+
+    check()
+
+
+@pytest.mark.reliability(failure="corrupt WAV/FLAC bytes in a shard, including NaN/inf float samples and "
+                                 "nonsense sample rates in the header",
+                         response="AudioDecodeError from audio_io; RecordDecodeError naming the record from the "
+                                  "audio modality")
+@pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_16")])
+def test_audio_decode_raises_only_the_defined_errors(fmt, subtype):
+    cfg, modality, original = load_config(None, AUDIO), get_modality("audio"), _audio(fmt, subtype)
+
+    @FUZZ
+    @given(mutations(original))
+    def check(data: bytes) -> None:
+        try:
+            samples, rate = read_audio_bytes(data, fmt.lower())
+            assert np.isfinite(samples).all() and rate > 0
+        except AudioDecodeError:
+            pass
+        batch = {"id": np.array(["clip-3"], dtype=object), "audio": np.array([data], dtype=object),
+                 "format": np.array([fmt.lower()], dtype=object), "sample_rate": np.array([8000])}
+        try:
+            out = modality.decode(batch, cfg)
+        except RecordDecodeError as exc:
+            assert "clip-3" in str(exc)
+            return
+        assert out.shape[0] == 1 and out.shape[1] <= 2 * 16000
+
+    check()
+
+
+_POINT_FILES = {".bin": lambda: _cloud(30).tobytes(), ".npy": _npy, ".pcd": lambda: _pcd(True),
+                "ascii.pcd": lambda: _pcd(False), ".las": lambda: _las(False), ".laz": lambda: _las(True)}
+
+
+@pytest.mark.reliability(failure="corrupt point cloud files (KITTI .bin, .npy, binary and ascii .pcd, .las, .laz)",
+                         response="PointCloudError naming the file; `dssl data convert` skips or stops as "
+                                  "--on-bad says")
+@pytest.mark.parametrize("kind", sorted(_POINT_FILES))
+def test_point_readers_raise_only_point_cloud_error(kind, tmp_path_factory):
+    original = _POINT_FILES[kind]()
+    path = tmp_path_factory.mktemp("fuzz") / f"cloud{kind if kind.startswith('.') else '.pcd'}"
+
+    @FUZZ
+    @given(mutations(original))
+    def check(data: bytes) -> None:
+        path.write_bytes(data)
+        try:
+            cloud = read_point_cloud(path)
+        except PointCloudError as exc:
+            assert path.name in str(exc)
+            return
+        assert cloud.points.dtype == np.float32 and cloud.points.shape[1:] == (4,)
+        assert np.isfinite(cloud.points).all()
+
+    check()
+
+
+@pytest.mark.reliability(failure="corrupt point records in a shard (mutated float bytes, wrong num_points)",
+                         response="RecordDecodeError naming the record; no NaN/inf reaches a batch")
+def test_lidar_decode_raises_only_record_decode_error():
+    cfg, modality, original = load_config(None, LIDAR), get_modality("lidar"), _cloud(30).tobytes()
+
+    @FUZZ
+    @given(mutations(original), st.one_of(st.just(30), st.integers(-2, 2**31 - 1)))
+    def check(data: bytes, count: int) -> None:
+        batch = {"id": np.array(["scan-9"], dtype=object), "points": np.array([data], dtype=object),
+                 "num_points": np.array([count], dtype=np.int64)}
+        try:
+            out = modality.decode(batch, cfg)
+        except RecordDecodeError as exc:
+            assert "scan-9" in str(exc)
+            return
+        assert out.shape == (1, 64, 4) and bool(out.isfinite().all())
+
+    check()
+
+
+def test_mutations_really_corrupt():
+    """Guard for the strategy itself: most mutated PNGs must fail to decode, or the tests above prove nothing."""
+    original, failures = _image("PNG"), []
+
+    @settings(max_examples=40, deadline=None, derandomize=True)
+    @given(mutations(original))
+    def check(data: bytes) -> None:
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                img.load()
+            failures.append(False)
+        except Exception:
+            failures.append(True)
+
+    check()
+    assert sum(failures) > len(failures) // 2
