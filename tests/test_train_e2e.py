@@ -29,15 +29,21 @@ def _assert_loss_falls(values):
     assert tail < head, values
 
 
+def _train_tiny(recipe: str, digits: Path, run_dir: Path, method: str, **extra) -> tuple[dict, dict]:
+    """A tiny real run; returns the summary and summary.json, checked to be complete and of `method`."""
+    summary = run_training(load_config(RECIPES / recipe, tiny_overrides(digits, run_dir, **extra)))
+    on_disk = json.loads((run_dir / "summary.json").read_text())
+    assert SUMMARY_FIELDS <= set(on_disk) and all(on_disk[k] is not None for k in SUMMARY_FIELDS)
+    assert on_disk["method"] == method
+    return summary, on_disk
+
+
 @pytest.mark.slow
 def test_simclr_zero2_trains_logs_and_resumes(ray_cluster, digits, tmp_path):
     run_dir = tmp_path / "simclr"
-    cfg = load_config(RECIPES / "image_simclr.yaml",
-                      tiny_overrides(digits, run_dir, **{"train.max_steps": 16, "deepspeed.zero_stage": 2}))
-    summary = run_training(cfg)
-    on_disk = json.loads((run_dir / "summary.json").read_text())
-    assert SUMMARY_FIELDS <= set(on_disk) and all(on_disk[k] is not None for k in SUMMARY_FIELDS)
-    assert on_disk["steps"] == 16 and on_disk["method"] == "simclr" and on_disk["modality"] == "image"
+    summary, on_disk = _train_tiny("image_simclr.yaml", digits, run_dir, "simclr",
+                                   **{"train.max_steps": 16, "deepspeed.zero_stage": 2})
+    assert on_disk["steps"] == 16 and on_disk["modality"] == "image"
     assert 0.0 <= on_disk["knn_top1"] <= 1.0 and on_disk["samples_per_s"] > 0
 
     client, steps, values = _loss_history(summary)
@@ -84,12 +90,9 @@ def test_mae_zero3_trains_and_skips_corrupt_records(ray_cluster, digits, digits_
 @pytest.mark.slow
 def test_byol_zero3_trains_with_an_ema_teacher(ray_cluster, digits, tmp_path):
     run_dir = tmp_path / "byol"
-    cfg = load_config(RECIPES / "image_byol.yaml",
-                      tiny_overrides(digits, run_dir, **{"train.max_steps": 16, "deepspeed.zero_stage": 3}))
-    summary = run_training(cfg)
-    on_disk = json.loads((run_dir / "summary.json").read_text())
-    assert SUMMARY_FIELDS <= set(on_disk) and all(on_disk[k] is not None for k in SUMMARY_FIELDS)
-    assert on_disk["steps"] == 16 and on_disk["method"] == "byol" and 0.0 <= on_disk["knn_top1"] <= 1.0
+    summary, on_disk = _train_tiny("image_byol.yaml", digits, run_dir, "byol",
+                                   **{"train.max_steps": 16, "deepspeed.zero_stage": 3})
+    assert on_disk["steps"] == 16 and 0.0 <= on_disk["knn_top1"] <= 1.0
     client, _, values = _loss_history(summary)
     _assert_loss_falls(values)
     momentum = [m.value for m in sorted(client.get_metric_history(summary["mlflow_run_id"], "momentum"),

@@ -17,6 +17,7 @@ from distributed_ssl.modalities.audio_augment import crop_or_pad, spec_augment, 
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.log_mel import log_mel, num_frames
 from distributed_ssl.modalities.masking import grid_masks
+from distributed_ssl.modalities.preview_grid import save_view_grid
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 
@@ -112,31 +113,14 @@ class AudioModality:
         return {"input_size": spectrogram_shape(cfg), "in_channels": 1, "patch_size": cfg.model.patch_size}
 
     def preview(self, batch: dict[str, np.ndarray], cfg: SSLConfig, path: str) -> None:
-        """Spectrograms: one row per clip, columns = views (and the first view with hidden patches greyed)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        views = sorted(k for k in batch if k.startswith("view_"))
-        rows = min(6, len(batch[views[0]]))
-        cols = len(views) + (1 if "mask" in batch else 0)
-        fig, axes = plt.subplots(rows, cols, figsize=(2.6 * cols, 1.4 * rows), squeeze=False)
+        """Spectrograms: one row per clip, columns = views (and the first view with hidden patches blank)."""
         p = cfg.model.patch_size
         h, w = spectrogram_shape(cfg)
-        for r in range(rows):
-            shown = [(v, batch[v][r, 0]) for v in views]
-            if "mask" in batch:
-                img = shown[0][1].copy()
-                m = batch["mask"][r].reshape(h // p, w // p).repeat(p, 0).repeat(p, 1)
-                img[m] = np.nan
-                shown.append(("mask", img))
-            for col, (title, img) in enumerate(shown):
-                ax = axes[r][col]
-                ax.imshow(img, origin="lower", aspect="auto", cmap="magma", vmin=-1, vmax=1)
-                ax.set_axis_off()
-                if r == 0:
-                    ax.set_title(title, fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+
+        def hide(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            img[mask.reshape(h // p, w // p).repeat(p, 0).repeat(p, 1)] = np.nan
+            return img
+
+        save_view_grid(batch, path, (2.6, 1.4), to_image=lambda view: view[0], hide_patches=hide,
+                       draw=lambda ax, img: ax.imshow(img, origin="lower", aspect="auto", cmap="magma", vmin=-1,
+                                                      vmax=1))

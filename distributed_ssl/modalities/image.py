@@ -12,6 +12,7 @@ from PIL import Image
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.modalities.image_augment import light_view, strong_view
 from distributed_ssl.modalities.masking import grid_masks
+from distributed_ssl.modalities.preview_grid import save_view_grid
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 
@@ -86,36 +87,17 @@ class ImageModality:
 
     def preview(self, batch: dict[str, np.ndarray], cfg: SSLConfig, path: str) -> None:
         """Save a grid: one row per sample, columns = views (and the masked view when masks exist)."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        views = sorted(k for k in batch if k.startswith("view_"))
-        rows = min(6, len(batch[views[0]]))
-        cols = len(views) + (1 if "mask" in batch else 0)
-        fig, axes = plt.subplots(rows, cols, figsize=(1.6 * cols, 1.6 * rows), squeeze=False)
         c = cfg.modality.channels
         mean = np.array(cfg.modality.mean[:c]).reshape(c, 1, 1)
         std = np.array(cfg.modality.std[:c]).reshape(c, 1, 1)
         p = cfg.model.patch_size
-        for r in range(rows):
-            shown = []
-            for v in views:
-                img = (batch[v][r] * std + mean).clip(0, 1)
-                shown.append((v, img))
-            if "mask" in batch:
-                img = shown[0][1].copy()
-                grid = cfg.modality.image_size // p
-                m = batch["mask"][r].reshape(grid, grid).repeat(p, 0).repeat(p, 1)
-                img[:, m] = 0.5
-                shown.append(("mask", img))
-            for col, (title, img) in enumerate(shown):
-                ax = axes[r][col]
-                ax.imshow(img.transpose(1, 2, 0).squeeze(), cmap="gray" if c == 1 else None, vmin=0, vmax=1)
-                ax.set_axis_off()
-                if r == 0:
-                    ax.set_title(title, fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
+        grid = cfg.modality.image_size // p
+
+        def hide(img: np.ndarray, mask: np.ndarray) -> np.ndarray:
+            img[:, mask.reshape(grid, grid).repeat(p, 0).repeat(p, 1)] = 0.5
+            return img
+
+        save_view_grid(batch, path, (1.6, 1.6), to_image=lambda view: (view * std + mean).clip(0, 1),
+                       hide_patches=hide,
+                       draw=lambda ax, img: ax.imshow(img.transpose(1, 2, 0).squeeze(),
+                                                      cmap="gray" if c == 1 else None, vmin=0, vmax=1))
