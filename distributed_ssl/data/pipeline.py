@@ -65,18 +65,18 @@ def read_train_records(cfg: SSLConfig, manifest: Manifest | None = None) -> ray.
     columns = get_modality(cfg.modality.name).record_columns
     paths = shard_paths(cfg.data.train, manifest)
     kept = kept_ids_for(cfg, manifest)
+    kept_array = pa.array(kept.ids, pa.string()) if kept is not None else None
     if fits_in_object_store_cache(cfg, manifest):
         # A small set is read here, once, and handed to Ray as blocks (one per shard): a Ray Data read job
         # would spend far longer starting its tasks than reading, on every run.
         tables = [_read_shard(fs, path, columns) for path in paths]
-        if kept is not None:
-            kept_array = pa.array(kept.ids, pa.string())
+        if kept_array is not None:
             tables = [keep_rows(t, kept=kept_array) for t in tables]
         return ray.data.from_arrow(tables)
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns, include_paths=True)
-    if kept is not None:
-        ds = ds.map_batches(functools.partial(keep_rows, kept=pa.array(kept.ids, pa.string())),
-                            batch_format="pyarrow", batch_size=None, zero_copy_batch=True)
+    if kept_array is not None:
+        ds = ds.map_batches(functools.partial(keep_rows, kept=kept_array), batch_format="pyarrow",
+                            batch_size=None, zero_copy_batch=True)
     return ds
 
 

@@ -31,6 +31,12 @@ log = logging.getLogger("distributed_ssl.tune")
 POLL_S = 1.0
 
 
+def is_objective_report(metrics: list[dict[str, Any]], metric: str) -> bool:
+    """An epoch-end report that carries the objective: the only kind Tune's schedulers may compare, since
+    mid-epoch checkpoint reports come at other points and the objective is measured once per epoch."""
+    return bool(metrics) and bool(metrics[0].get("epoch_end")) and metrics[0].get(metric) is not None
+
+
 class CheckpointQueueCallback(UserCallback):
     """Runs in the Train controller: hands epoch-end reports that carry the objective, with their checkpoint
     path, to the trial function. `put` blocks while the previous report is unread, so Train waits for Tune."""
@@ -40,7 +46,7 @@ class CheckpointQueueCallback(UserCallback):
         self.metric = metric
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
-        if metrics and metrics[0].get("epoch_end") and metrics[0].get(self.metric) is not None:
+        if is_objective_report(metrics, self.metric):
             self.queue.put({"metrics": dict(metrics[0]), "checkpoint": checkpoint.path if checkpoint else None})
 
 

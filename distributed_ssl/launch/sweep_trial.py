@@ -14,21 +14,20 @@ from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 
 from distributed_ssl.config.loader import resolve_config
-from distributed_ssl.launch.pbt_trial import run_pbt_trial
+from distributed_ssl.launch.pbt_trial import is_objective_report, run_pbt_trial
 from distributed_ssl.launch.run_state import RunState
 from distributed_ssl.launch.trainer import run_training
 
 
 class EpochReportCallback(TuneReportCallback):
-    """Forward only epoch-end reports that carry the objective: mid-epoch checkpoint reports would make the
-    scheduler compare trials at different points, and the objective is measured once per epoch."""
+    """Forward only epoch-end reports that carry the objective (see `is_objective_report`)."""
 
     def __init__(self, metric: str):
         super().__init__()
         self.metric = metric
 
     def after_report(self, run_context, metrics, checkpoint) -> None:
-        if metrics and metrics[0].get("epoch_end") and metrics[0].get(self.metric) is not None:
+        if is_objective_report(metrics, self.metric):
             super().after_report(run_context, metrics, checkpoint)
 
 
