@@ -134,7 +134,9 @@ def _config_or_resume(ns: argparse.Namespace, saved_config: str, missing: str):
     if ns.resume:
         if path is not None:
             raise SystemExit("error: with --resume the saved config is used; pass only key=value overrides")
-        return load_config(Path(ns.resume) / saved_config, overrides + [f"run.dir={ns.resume}"])
+        from distributed_ssl.util import storage
+
+        return load_config(storage.join(ns.resume, saved_config), overrides + [f"run.dir={ns.resume}"])
     if path is None:
         raise SystemExit(f"error: {missing}")
     return load_config(path, overrides)
@@ -152,7 +154,7 @@ def cmd_train(ns: argparse.Namespace) -> int:
 
     ray.shutdown()  # flush the workers' buffered logs first, so the summary path is the last line printed
     print(format_table(summary))
-    print(str(Path(summary["run_dir"]) / "summary.json"))
+    print(f"{summary['run_dir']}/summary.json")
     return 0
 
 
@@ -184,17 +186,19 @@ def cmd_eval(ns: argparse.Namespace) -> int:
 def cmd_sync(ns: argparse.Namespace) -> int:
     from distributed_ssl.launch.run_state import RunState
     from distributed_ssl.tracking.mlflow_tracking import RunLogger
+    from distributed_ssl.util.run_dir import RunDir
 
-    state = RunState.load(Path(ns.run_dir))
+    run_dir = RunDir(ns.run_dir)
+    state = RunState.load(run_dir)
     if state is None:
         print(f"error: {ns.run_dir} is not a run dir (no run.json)", file=sys.stderr)
         return 2
-    logger = RunLogger(state.tracking_uri, state.mlflow_run_id, buffer_dir=ns.run_dir, retries=ns.retries)
+    logger = RunLogger(state.tracking_uri, state.mlflow_run_id, buffer_dir=run_dir, retries=ns.retries)
     try:
         sent = logger.flush()
     except Exception as exc:  # still unreachable: what was not sent stays in the buffer
         print(f"error: MLflow at {state.tracking_uri} is still unreachable ({str(exc).splitlines()[0][:200]}); "
-              f"{logger.buffer.pending()} records stay in {logger.buffer.path}", file=sys.stderr)
+              f"{logger.buffer.pending()} records stay in {logger.buffer.location}", file=sys.stderr)
         return 1
     print(f"synced {sent} buffered records to MLflow run {state.mlflow_run_id} at {state.tracking_uri}")
     return 0
@@ -312,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(fn=cmd_models)
 
     sy = sub.add_parser("sync", help="send tracking records kept while MLflow was unreachable "
-                        "(RUN_DIR/mlflow_buffer.jsonl) to the run's MLflow")
+                        "(RUN_DIR/mlflow_buffer/) to the run's MLflow; RUN_DIR may be a URI")
     sy.add_argument("run_dir")
     sy.add_argument("--retries", type=int, default=2, help="retries per record before giving up (default 2)")
     sy.set_defaults(fn=cmd_sync)
@@ -323,11 +327,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def use_ray_token_auth() -> None:
+    """Token mode when a Ray token is on this machine, before Ray reads its settings: a cluster of
+    `ray start --head` (Ray 2.60) refuses a driver that joins it without one."""
+    import os
+
+    from distributed_ssl.launch.ray_auth import find_auth_token
+
+    if "RAY_AUTH_MODE" not in os.environ and find_auth_token():
+        os.environ["RAY_AUTH_MODE"] = "token"
+
+
 def main(argv: list[str] | None = None) -> int:
     from distributed_ssl.config.loader import ConfigError
     from distributed_ssl.config.overrides import OverrideError
     from distributed_ssl.data.manifest import DatasetError
 
+    use_ray_token_auth()  # before anything imports Ray
     ns = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

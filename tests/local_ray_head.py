@@ -44,12 +44,17 @@ class RayHead:
         return self.log_path.read_text(errors="replace")[-chars:] if self.log_path.exists() else ""
 
 
+def ray_command(python: str | None) -> list[str]:
+    """`ray` of this venv, or Ray's CLI run by another interpreter (e.g. a node venv without distributed_ssl)."""
+    return [f"{VENV_BIN}/ray"] if python is None else [python, "-m", "ray.scripts.scripts"]
+
+
 def start_head(port: int, num_cpus: int, log_dir: Path, dashboard_port: int | None = None,
                autoscaling_config: Path | None = None, env: dict[str, str] | None = None,
-               timeout_s: float = 120) -> RayHead:
+               timeout_s: float = 120, python: str | None = None) -> RayHead:
     """Start the head and wait until its GCS (and dashboard, if any) answers."""
     temp_dir = tempfile.mkdtemp(prefix="dssl-ray-", dir="/tmp")  # short: Unix socket paths are limited to 107 bytes
-    cmd = [f"{VENV_BIN}/ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+    cmd = [*ray_command(python), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
            f"--num-cpus={num_cpus}", "--object-store-memory=400000000", f"--temp-dir={temp_dir}",
            "--disable-usage-stats", f"--dashboard-agent-listen-port={port + 46000}"]
     if dashboard_port is None:
@@ -58,7 +63,8 @@ def start_head(port: int, num_cpus: int, log_dir: Path, dashboard_port: int | No
         cmd += ["--include-dashboard=true", "--dashboard-host=127.0.0.1", f"--dashboard-port={dashboard_port}"]
     if autoscaling_config is not None:
         cmd.append(f"--autoscaling-config={autoscaling_config}")
-    full_env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '')}", **(env or {})}
+    bin_dir = VENV_BIN if python is None else str(Path(python).parent)
+    full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", **(env or {})}
     full_env.pop("RAY_ADDRESS", None)
     log_path = log_dir / f"ray-head-{port}.log"
     with open(log_path, "wb") as log:
@@ -73,6 +79,30 @@ def start_head(port: int, num_cpus: int, log_dir: Path, dashboard_port: int | No
         time.sleep(1)
     stop_head(head)
     raise TimeoutError(f"Ray head on port {port} not ready after {timeout_s:.0f} s:\n{head.log_tail()}")
+
+
+def start_worker_node(head: RayHead, num_cpus: int, log_dir: Path, name: str, env: dict[str, str] | None = None,
+                      python: str | None = None, timeout_s: float = 120) -> RayHead:
+    """Join one more node (its own raylet and object store) to `head`'s cluster; stop it with `stop_head`."""
+    cmd = [*ray_command(python), "start", "--block", f"--address={head.gcs_address}", "--node-ip-address=127.0.0.1",
+           f"--num-cpus={num_cpus}", "--object-store-memory=300000000", "--disable-usage-stats"]
+    bin_dir = VENV_BIN if python is None else str(Path(python).parent)
+    full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", **(env or {})}
+    full_env.pop("RAY_ADDRESS", None)
+    full_env.setdefault("RAY_AUTH_MODE", "token")  # the head turned token auth on; the token is ~/.ray/auth_token
+    log_path = log_dir / f"ray-node-{name}.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)
+    node = RayHead(head.port, None, proc, tempfile.mkdtemp(prefix="dssl-ray-node-"), log_path, env or {})
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"ray start (node {name}) exited with {proc.returncode}:\n{node.log_tail()}")
+        if b"Ray runtime started" in log_path.read_bytes():
+            return node
+        time.sleep(1)
+    stop_head(node)
+    raise TimeoutError(f"Ray node {name} did not join {head.gcs_address} in {timeout_s:.0f} s:\n{node.log_tail()}")
 
 
 def _ready(head: RayHead) -> bool:

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from distributed_ssl.engine.atomic_files import atomic_torch_save, atomic_write_text
 from distributed_ssl.engine.checkpointing import (
     META_FILE,
     STATE_TAG,
     latest_complete_checkpoint,
     remove_torn_checkpoints,
 )
+from distributed_ssl.util.atomic_files import atomic_torch_save, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,7 +52,7 @@ def test_kill_during_encoder_save_keeps_the_previous_file(tmp_path):
     atomic_torch_save(good, target)
     _kill_mid_write(f"""
         import sys, time, torch
-        from distributed_ssl.engine.atomic_files import atomic_write
+        from distributed_ssl.util.atomic_files import atomic_write
 
         def slow_save(f):
             torch.save({{"weight": torch.zeros(512, 512)}}, f)  # most of the new file is already out
@@ -90,7 +90,7 @@ def test_kill_during_checkpoint_write_restores_the_last_complete_one(tmp_path):
     _kill_mid_write(f"""
         import time, torch
         from pathlib import Path
-        from distributed_ssl.engine.atomic_files import atomic_write
+        from distributed_ssl.util.atomic_files import atomic_write
 
         state = Path({str(torn)!r}) / {STATE_TAG!r}
         state.mkdir(parents=True)

@@ -11,7 +11,8 @@ from mlflow.tracking import MlflowClient
 
 from distributed_ssl.cli import main
 from distributed_ssl.config.loader import ConfigError
-from distributed_ssl.launch.job_submission import JOB_CONFIG_NAME, PACKAGE_DIR, prepare_submission
+from distributed_ssl.launch.job_submission import JOB_CONFIG_NAME, prepare_submission
+from distributed_ssl.launch.ray_runtime import PACKAGE_DIR, PACKAGE_EXCLUDES
 from tests.conftest import tiny_overrides
 from tests.local_ray_head import start_head, stop_head
 
@@ -41,11 +42,29 @@ def test_runtime_env_ships_package_and_resolved_config(tmp_path):
                                                     f"run.dir={tmp_path}/r", "train.epochs=3"], tune=True)
     env = sub.runtime_env
     assert env["py_modules"] == [str(PACKAGE_DIR)] and Path(env["working_dir"]) == staging
-    assert {".venv", "data", "runs"} <= set(env["excludes"])
+    assert env["excludes"] == PACKAGE_EXCLUDES
     assert sub.entrypoint == f"python -m distributed_ssl.cli tune {JOB_CONFIG_NAME}"
     shipped = (staging / JOB_CONFIG_NAME).read_text()
     assert "epochs: 3" in shipped and sub.submission_id in shipped  # run.name defaults to the job id
     assert sorted(p.name for p in staging.iterdir()) == [JOB_CONFIG_NAME]
+
+
+def test_uploaded_package_zip_holds_every_module(tmp_path):
+    """The zip Ray builds for `py_modules` (its own packaging code, same options) holds every module of the
+    package, the `data` sub-package included, and no byte code."""
+    import zipfile
+
+    from ray._private.runtime_env.packaging import create_package
+
+    target = tmp_path / "pkg.zip"
+    create_package(str(PACKAGE_DIR), target, include_gitignore=True, include_parent_dir=True,
+                   excludes=PACKAGE_EXCLUDES)
+    names = set(zipfile.ZipFile(target).namelist())
+    modules = {str(p.relative_to(PACKAGE_DIR.parent)) for p in PACKAGE_DIR.rglob("*.py")
+               if "__pycache__" not in p.parts}
+    assert len(modules) > 100 and "distributed_ssl/data/pipeline.py" in modules
+    assert modules - names == set()
+    assert not [n for n in names if n.endswith(".pyc")]
 
 
 @pytest.fixture

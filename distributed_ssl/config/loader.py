@@ -31,12 +31,18 @@ def _format_validation_error(err: ValidationError, source: str) -> str:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, failing clearly on a missing file or a non-mapping document."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"config file not found: {path}")
+    """Read a YAML mapping (a local file or a URI), failing clearly on a missing file or a non-mapping document."""
+    from distributed_ssl.util import storage
+
+    fs, where = storage.resolve(str(path))
     try:
-        tree = yaml.safe_load(path.read_text()) or {}
+        text = storage.read_text(fs, where)
+    except (FileNotFoundError, IsADirectoryError):
+        raise ConfigError(f"config file not found: {path}") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {str(exc).splitlines()[0][:300]}") from None
+    try:
+        tree = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"config file {path} is not valid YAML: {exc}") from exc
     if not isinstance(tree, dict):
@@ -69,8 +75,9 @@ def config_to_dict(cfg: SSLConfig) -> dict[str, Any]:
 
 
 def save_config(cfg: SSLConfig, path: str | Path) -> None:
-    """Write the resolved config as YAML that `load_config` accepts back."""
-    from distributed_ssl.engine.atomic_files import atomic_write_text
+    """Write the resolved config as YAML that `load_config` accepts back (to a local path or a URI)."""
     from distributed_ssl.tracking.redaction import redact
+    from distributed_ssl.util import storage
 
-    atomic_write_text(path, yaml.safe_dump(redact(config_to_dict(cfg)), sort_keys=False))
+    fs, where = storage.resolve(str(path))
+    storage.write_text(fs, where, yaml.safe_dump(redact(config_to_dict(cfg)), sort_keys=False))

@@ -250,7 +250,8 @@ class ScalingConfig(_Section):
 
 
 class RunConfig(_Section):
-    dir: str = "runs/demo"
+    dir: str = Field("runs/demo", description="Where the run's files go: a local path, or a URI every node "
+                     "reaches (s3://bucket/runs/a, gs://...); credentials come from the environment.")
     name: str | None = Field(None, description="Run name in MLflow; defaults to the run dir's name.")
     keep_checkpoints: int = Field(3, ge=1)
     max_failures: int = Field(2, ge=0, description="Worker-group restarts from the last checkpoint.")
@@ -262,10 +263,11 @@ class RunConfig(_Section):
 
 
 class TrackingConfig(_Section):
-    uri: str | None = Field(None, description="MLflow tracking URI; None uses a SQLite store inside run.dir.")
+    uri: str | None = Field(None, description="MLflow tracking URI; None uses a SQLite store inside a local "
+                            "run.dir. A cluster of several nodes needs a server (http://host:5000).")
     experiment: str = "distributed_ssl"
     retries: int = Field(2, ge=0, description="Retries of a failed MLflow call before it is kept in "
-                         "RUN_DIR/mlflow_buffer.jsonl (delivered later, or by `dssl sync RUN_DIR`).")
+                         "RUN_DIR/mlflow_buffer/ (delivered later, or by `dssl sync RUN_DIR`).")
     retry_wait_s: float = Field(0.5, ge=0, description="Wait before the first retry; doubles after each one.")
     request_timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one MLflow request (tracking server).")
 

@@ -17,9 +17,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from distributed_ssl.data import storage
 from distributed_ssl.data.bad_records import split_good_bad
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
+from distributed_ssl.util import storage
 
 log = logging.getLogger("distributed_ssl")
 EMBEDDINGS_META = "embeddings.json"

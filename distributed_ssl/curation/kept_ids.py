@@ -14,8 +14,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distributed_ssl.data import storage
 from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.util import storage
 
 KEPT_IDS_FILE = "kept_ids.json"
 

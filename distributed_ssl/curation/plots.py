@@ -15,8 +15,8 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from distributed_ssl.curation.kept_ids import keep_rows  # noqa: E402
-from distributed_ssl.data import storage  # noqa: E402
 from distributed_ssl.data.manifest import shard_paths  # noqa: E402
+from distributed_ssl.util import storage  # noqa: E402
 
 
 def plot_score_histogram(scores: torch.Tensor, kept: torch.Tensor, path: str, title: str) -> str:

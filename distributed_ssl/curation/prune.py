@@ -20,9 +20,9 @@ from distributed_ssl.curation.kept_ids import KeptIds, keep_rows, write_kept_ids
 from distributed_ssl.curation.kmeans import spherical_kmeans
 from distributed_ssl.curation.semdedup import redundancy_scores, semdedup_keep
 from distributed_ssl.curation.strategies import balanced_keep, num_to_keep, prototype_keep, random_keep
-from distributed_ssl.data import storage
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.data.shard_writer import ShardWriter
+from distributed_ssl.util import storage
 
 STRATEGIES = ("prototype", "semdedup", "balanced", "random")
 

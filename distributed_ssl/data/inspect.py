@@ -7,9 +7,9 @@ import io
 import numpy as np
 import pyarrow.parquet as pq
 
-from distributed_ssl.data import storage
 from distributed_ssl.data.manifest import load_manifest, shard_paths
 from distributed_ssl.data.splits import split_dirs
+from distributed_ssl.util import storage
 
 
 def describe(uri: str) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from distributed_ssl.data import storage
 from distributed_ssl.data.schemas import SCHEMA_VERSION, check_schema
+from distributed_ssl.util import storage
 
 MANIFEST_NAME = "manifest.json"
 

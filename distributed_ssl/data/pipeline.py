@@ -11,7 +11,6 @@ import ray.data
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.curation.kept_ids import KeptIds, check_matches, keep_rows, load_kept_ids
-from distributed_ssl.data import storage
 from distributed_ssl.data.manifest import (
     DatasetError,
     Manifest,
@@ -22,6 +21,7 @@ from distributed_ssl.data.manifest import (
 from distributed_ssl.modalities.preprocess import make_views_batch
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
+from distributed_ssl.util import storage
 
 
 def open_train_manifest(cfg: SSLConfig) -> Manifest:

@@ -10,9 +10,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from distributed_ssl.data import storage
 from distributed_ssl.data.manifest import MANIFEST_NAME, Manifest, ShardInfo
 from distributed_ssl.data.schemas import schema_for
+from distributed_ssl.util import storage
 
 
 class ShardWriter:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from distributed_ssl.data import storage
 from distributed_ssl.data.manifest import MANIFEST_NAME
+from distributed_ssl.util import storage
 
 SPLITS = ("train", "val")
 

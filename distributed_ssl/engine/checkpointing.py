@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from distributed_ssl.engine.atomic_files import atomic_write_text
+from distributed_ssl.util.atomic_files import atomic_write_text
 
 STATE_TAG = "state"
 META_FILE = "meta.json"

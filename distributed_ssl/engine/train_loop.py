@@ -11,7 +11,6 @@ import os
 import shutil
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,7 +18,6 @@ import ray.train
 import torch
 
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.engine.atomic_files import atomic_torch_save
 from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
 from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
 from distributed_ssl.engine.metrics import all_reduce_mean
@@ -33,6 +31,9 @@ from distributed_ssl.methods.ema_teacher import ema_teachers
 from distributed_ssl.methods.registry import build_method
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, logger_retry_kwargs
+from distributed_ssl.util.run_dir import ENCODER_FILE, RunDir
+
+PREVIEW_FILE = "views.png"
 
 log = logging.getLogger("distributed_ssl.train")
 
@@ -146,7 +147,7 @@ def train_worker(config: dict[str, Any]) -> None:
             if micro_in_epoch >= steps_per_epoch * accum or global_step >= total_steps:
                 break
             if not preview_done and rank == 0 and logger:
-                _log_preview(batch, cfg, logger)
+                _log_preview(batch, cfg, logger, RunDir(config["run_dir"]))
                 preview_done = True
             lr = float(lr_schedule[min(global_step, total_steps - 1)])
             for group in optimizer.param_groups:
@@ -207,11 +208,11 @@ def train_worker(config: dict[str, Any]) -> None:
              "knn_top1_random_init": knn_random, "samples_per_s": throughput, "finished": True, "epoch_end": True,
              "linear_top1_random_init": baseline.linear_top1 if baseline else None, **probe}
     if rank == 0 and state is not None:
-        run_dir = Path(config["run_dir"])
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_torch_save(state, run_dir / "encoder.pt")
+        run_dir = RunDir(config["run_dir"])
+        run_dir.save_torch(ENCODER_FILE, state)
         if logger:
-            logger.artifact(run_dir / "encoder.pt")
+            with run_dir.local_file(ENCODER_FILE) as path:
+                logger.artifact(path)
             linear = ({"linear_top1_final": probe["linear_top1"], "linear_top1_random_init": baseline.linear_top1}
                       if baseline is not None and "linear_top1" in probe else {})  # absent: resumed pre-probe run
             logger.metrics({"knn_top1_final": knn, "knn_top1_random_init": knn_random,
@@ -220,13 +221,15 @@ def train_worker(config: dict[str, Any]) -> None:
     report(final, with_checkpoint=True)
 
 
-def _log_preview(batch: dict[str, torch.Tensor], cfg: SSLConfig, logger: RunLogger) -> None:
-    """A PNG of the first batch's views and masks, so a person can see what the model is trained on."""
+def _log_preview(batch: dict[str, torch.Tensor], cfg: SSLConfig, logger: RunLogger, run_dir: RunDir) -> None:
+    """A PNG of the first batch's views and masks (RUN_DIR/views.png and MLflow), so a person can see what the
+    model is trained on."""
     try:
         arrays = {k: v.numpy() for k, v in batch.items()}
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "views.png")
+            path = os.path.join(tmp, PREVIEW_FILE)
             get_modality(cfg.modality.name).preview(arrays, cfg, path)
+            run_dir.upload(path, PREVIEW_FILE)
             logger.artifact(path)
     except Exception as exc:  # a preview must never stop training
         log.warning("could not write the views preview: %s", exc)

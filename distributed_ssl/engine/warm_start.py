@@ -7,18 +7,28 @@ method-specific and cheap to relearn.
 
 from __future__ import annotations
 
-from pathlib import Path
+import shutil
 
 import torch
 from torch import nn
 
+from distributed_ssl.util import storage
+
 
 def load_encoder_weights(method: nn.Module, path: str) -> None:
-    """Load an `encoder.pt` state dict (tensors only: `weights_only=True`) into `method.encoder`."""
-    weights = Path(path).expanduser()
-    if not weights.is_file():
+    """Load an `encoder.pt` state dict (tensors only: `weights_only=True`) into `method.encoder`; `path` may be
+    a URI."""
+    try:
+        weights, temporary = storage.local_copy(path)
+    except FileNotFoundError:
+        weights, temporary = None, False
+    if weights is None or not weights.is_file():
         raise FileNotFoundError(f"model.init_from={path}: no such file (it must be readable on every worker)")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    finally:
+        if temporary:
+            shutil.rmtree(weights.parent, ignore_errors=True)
     try:
         method.encoder.load_state_dict(state)
     except RuntimeError as exc:

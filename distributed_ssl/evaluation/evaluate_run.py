@@ -10,19 +10,20 @@ import torch
 from distributed_ssl.config.loader import ConfigError, load_config
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.evaluation.probe_suite import probe_encoder
-from distributed_ssl.launch.run_state import CONFIG_FILE
 from distributed_ssl.methods.registry import build_encoder_for
+from distributed_ssl.util.run_dir import CONFIG_FILE, ENCODER_FILE, RunDir
 
 
-def load_encoder(run_dir: str | Path):
-    """Rebuild a run's encoder from its saved config and load `encoder.pt` (tensors only, no pickle)."""
-    run_dir = Path(run_dir)
-    weights = run_dir / "encoder.pt"
-    if not (run_dir / CONFIG_FILE).exists() or not weights.exists():
-        raise ConfigError(f"{run_dir} is not a finished run: it needs {CONFIG_FILE} and encoder.pt")
-    cfg = load_config(run_dir / CONFIG_FILE)
+def load_encoder(location: str | Path):
+    """Rebuild a run's encoder from its saved config and load `encoder.pt` (tensors only, no pickle); the run
+    dir may be a URI."""
+    run_dir = RunDir(location)
+    if not run_dir.exists(CONFIG_FILE) or not run_dir.exists(ENCODER_FILE):
+        raise ConfigError(f"{run_dir.uri} is not a finished run: it needs {CONFIG_FILE} and {ENCODER_FILE}")
+    cfg = load_config(run_dir.child_uri(CONFIG_FILE))
     encoder = build_encoder_for(cfg)
-    encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    with run_dir.local_file(ENCODER_FILE) as weights:
+        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     return cfg, encoder.eval()
 
 

@@ -20,14 +20,10 @@ from typing import Any, TextIO
 from distributed_ssl.config.loader import ConfigError, load_config, save_config
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.launch.ray_auth import auth_headers
+from distributed_ssl.launch.ray_runtime import package_runtime_env
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
 JOB_CONFIG_NAME = "dssl_job_config.yaml"
 DEFAULT_ADDRESS = "http://127.0.0.1:8265"
-# Never upload environments, data, outputs or caches: the Jobs API limits a package to a few hundred MiB and
-# the cluster installs its own dependencies.
-UPLOAD_EXCLUDES = [".venv", "venv", "data", "runs", "mlruns", "mlartifacts", ".git", "__pycache__", "*.pyc",
-                   "*.egg-info", ".pytest_cache", ".ruff_cache", "*.db"]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 # Config keys that hold paths: on the cluster they are read from inside the job's own working directory.
 PATH_KEYS = ("data.train", "data.eval", "data.keep_ids", "run.dir", "model.init_from")
@@ -89,9 +85,8 @@ def prepare_submission(config_path: str, overrides: list[str], tune: bool = Fals
     staging = Path(tempfile.mkdtemp(prefix="dssl-submit-"))
     save_config(cfg, staging / JOB_CONFIG_NAME)
     runtime_env = {
-        "working_dir": str(staging),
-        "py_modules": [str(PACKAGE_DIR)],
-        "excludes": UPLOAD_EXCLUDES,
+        "working_dir": str(staging),  # holds only the resolved config
+        **package_runtime_env(),  # the whole package, its `data` sub-package included
         # No env_vars: the job's driver calls ray.init with its own, and Ray refuses to merge two env_vars fields.
     }
     # `python -m` rather than the `dssl` script: it needs only the shipped package, not an install on PATH.

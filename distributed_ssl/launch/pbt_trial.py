@@ -26,6 +26,7 @@ from distributed_ssl.launch.pbt_space import PBT_TIME_ATTR
 from distributed_ssl.launch.run_state import RAY_RUN_NAME, RunState
 from distributed_ssl.launch.trainer import run_training
 from distributed_ssl.tracking.mlflow_tracking import RunLogger
+from distributed_ssl.util.run_dir import RunDir
 
 log = logging.getLogger("distributed_ssl.tune")
 POLL_S = 1.0
@@ -67,7 +68,7 @@ def record_restore(trial_dir: Path, checkpoint_dir: str, own_tune_dir: str, swep
     step = int(json.loads(meta_file.read_text())["global_step"]) if meta_file.exists() else 0
     donor = Path(checkpoint_dir).parent.name
     exploit = donor != Path(own_tune_dir).name
-    state = RunState.load(trial_dir)
+    state = RunState.load(RunDir(trial_dir))
     record = {"donor": donor, "step": step, "exploit": exploit, "exploits": 0}
     if state is None:
         return record
@@ -97,9 +98,10 @@ def run_pbt_trial(cfg: SSLConfig, trial_dir: Path, swept: dict[str, Any], tags: 
 
     def train() -> None:
         try:
-            run_training(cfg, resume=RunState.load(trial_dir) is not None, extra_tags=tags,
+            run_training(cfg, resume=RunState.load(RunDir(trial_dir)) is not None, extra_tags=tags,
                          callbacks=[CheckpointQueueCallback(queue, cfg.tune.metric)],
-                         init_checkpoint=init_checkpoint, ray_run_name=run_name, checkpoint_every_epoch=True)
+                         init_checkpoint=init_checkpoint, ray_run_name=run_name, checkpoint_every_epoch=True,
+                         cluster_checks=False)
         except BaseException as exc:  # re-raised in the trial function, so Tune sees the trial fail
             failure.append(exc)
 

@@ -6,6 +6,8 @@ import importlib
 import logging
 import math
 import os
+from pathlib import Path
+from typing import Any
 
 import ray
 
@@ -14,18 +16,38 @@ from distributed_ssl.config.schema import SSLConfig
 log = logging.getLogger("distributed_ssl.ray")
 
 
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+# Never part of the uploaded package: byte code and build leftovers. Patterns are relative to the package folder.
+PACKAGE_EXCLUDES = ["__pycache__", "*.pyc", "*.egg-info"]
+
+
+def package_runtime_env() -> dict[str, Any]:
+    """This checkout's `distributed_ssl` as a `py_modules` upload, so every node runs exactly this code even
+    where its Python has no distributed_ssl installed."""
+    return {"py_modules": [str(PACKAGE_DIR)], "excludes": PACKAGE_EXCLUDES}
+
+
+def in_submitted_job() -> bool:
+    """True inside a Ray Jobs driver, whose runtime_env (set by `dssl submit`) already ships the package."""
+    return bool(os.environ.get("RAY_JOB_CONFIG_JSON_ENV_VAR"))
+
+
 def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
     """Join `run.ray_address` / `RAY_ADDRESS` if given, else start a local Ray sized for this run.
 
-    Locally, Ray gets more logical CPUs than the machine has cores: training workers and Ray Data tasks
-    would otherwise wait on each other for CPU slots.
+    Joining a cluster from outside a submitted job ships the package with the job (see
+    `package_runtime_env`). Locally, Ray gets more logical CPUs than the machine has cores: training workers
+    and Ray Data tasks would otherwise wait on each other for CPU slots.
     """
     if ray.is_initialized():
         return
     address = cfg.run.ray_address or os.environ.get("RAY_ADDRESS")
-    env = {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
+    env: dict[str, Any] = {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
     if address:
-        ray.init(address=address, runtime_env=env, log_to_driver=True)
+        if in_submitted_job():  # the job's runtime_env already ships the package; Ray merges only new fields
+            ray.init(address=address, runtime_env=env, log_to_driver=True)
+        else:
+            ray.init(address=address, runtime_env={**env, **package_runtime_env()}, log_to_driver=True)
         keep_ray_data_helpers_on_this_node()
         return
     needed = max(math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2, math.ceil(min_cpus))

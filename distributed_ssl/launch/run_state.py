@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from distributed_ssl.engine.atomic_files import atomic_write_text
+from distributed_ssl.util.run_dir import CONFIG_FILE, RAY_RUN_NAME, RUN_STATE, SUMMARY_FILE, RunDir
 
-RUN_STATE = "run.json"
-CONFIG_FILE = "config.yaml"
-SUMMARY_FILE = "summary.json"
-RAY_RUN_NAME = "train"
+__all__ = ["CONFIG_FILE", "RAY_RUN_NAME", "RUN_STATE", "SUMMARY_FILE", "RunState"]
 
 
 @dataclass
@@ -20,10 +16,9 @@ class RunState:
     tracking_uri: str
     experiment: str
 
-    def save(self, run_dir: Path) -> None:
-        atomic_write_text(run_dir / RUN_STATE, json.dumps(asdict(self), indent=2))
+    def save(self, run_dir: RunDir) -> None:
+        run_dir.write_text(RUN_STATE, json.dumps(asdict(self), indent=2))
 
     @classmethod
-    def load(cls, run_dir: Path) -> RunState | None:
-        path = run_dir / RUN_STATE
-        return cls(**json.loads(path.read_text())) if path.exists() else None
+    def load(cls, run_dir: RunDir) -> RunState | None:
+        return cls(**run_dir.read_json(RUN_STATE)) if run_dir.exists(RUN_STATE) else None

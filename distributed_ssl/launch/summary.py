@@ -20,11 +20,13 @@ def collapse_summary(metrics: dict[str, Any]) -> dict[str, Any]:
             "collapse_warning": metrics.get("collapse_warning")}
 
 
-def write_summary(summary: dict[str, Any], path: Path) -> None:
-    from distributed_ssl.engine.atomic_files import atomic_write_text
+def write_summary(summary: dict[str, Any], path: str | Path) -> None:
+    """Write summary.json (secrets masked) to a local path or a URI."""
     from distributed_ssl.tracking.redaction import redact
+    from distributed_ssl.util import storage
 
-    atomic_write_text(path, json.dumps(redact(summary), indent=2))
+    fs, where = storage.resolve(str(path))
+    storage.write_text(fs, where, json.dumps(redact(summary), indent=2))
 
 
 def format_table(summary: dict[str, Any]) -> str:

@@ -10,8 +10,6 @@ import functools
 import logging
 import math
 import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -20,14 +18,18 @@ from distributed_ssl.config.flatten import flat_params
 from distributed_ssl.config.loader import ConfigError, resolve_config, save_config
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.launch.cluster_checks import check_writable
 from distributed_ssl.launch.pbt_space import build_pbt_scheduler, check_mutable_keys
 from distributed_ssl.launch.ray_runtime import ensure_ray
-from distributed_ssl.launch.run_state import RunState
+from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
+from distributed_ssl.launch.run_state import RUN_STATE, RunState
 from distributed_ssl.launch.search_space import parse_expression, to_tune_domain
 from distributed_ssl.launch.sweep_report import write_sweep_report
 from distributed_ssl.launch.sweep_trial import run_trial
-from distributed_ssl.launch.trainer import absolute_paths, validate_inputs
+from distributed_ssl.launch.trainer import absolute_paths, check_cluster, protected_paths, validate_inputs
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, create_run, tracking_uri_for
+from distributed_ssl.util import storage
+from distributed_ssl.util.run_dir import RunDir
 
 log = logging.getLogger("distributed_ssl.tune")
 TUNE_NAME = "tune"
@@ -103,46 +105,55 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
     if cfg.tune.metric.startswith("knn") and not cfg.data.eval:
         raise DatasetError(f"tune.metric={cfg.tune.metric} needs a labeled data.eval set")
     validate_inputs(cfg)
-    sweep_dir = Path(cfg.run.dir)
-    tune_dir = sweep_dir / TUNE_NAME
-    if tune_dir.exists() and not resume:
-        if not overwrite:
-            raise ConfigError(f"run.dir={sweep_dir} already holds a sweep: `dssl tune --resume {sweep_dir}`, "
-                              "or --overwrite, or another run.dir")
-        shutil.rmtree(sweep_dir)
-    if resume and not tune_dir.exists():
-        raise ConfigError(f"nothing to resume in {sweep_dir}: no sweep found there")
-    sweep_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, sweep_dir / SWEEP_CONFIG)
-
-    state = RunState.load(sweep_dir) if resume else None
-    if state is None:
-        uri = tracking_uri_for(cfg.tracking.uri, str(sweep_dir))
-        params = {k: v for k, v in flat_params(cfg).items() if not k.startswith("tune.space")}
-        params.update({f"search.{k}": v for k, v in cfg.tune.space.items()})
-        state = RunState(create_run(uri, cfg.tracking.experiment, str(sweep_dir), cfg.run.name or sweep_dir.name,
-                                    params, {"kind": "sweep"}), uri, cfg.tracking.experiment)
-        state.save(sweep_dir)
-    parent = RunLogger(state.tracking_uri, state.mlflow_run_id)
-    parent.artifact(sweep_dir / SWEEP_CONFIG)
-
+    sweep_dir = RunDir(cfg.run.dir)
+    if cfg.tune.scheduler == "pbt" and not sweep_dir.is_local:
+        raise ConfigError(f"tune.scheduler=pbt keeps its trials' restore points on a local path: run.dir="
+                          f"{sweep_dir.uri} must be a local or shared-disk folder for PBT (asha and fifo sweeps "
+                          "take any URI)")
+    contents = (TUNE_NAME, RUN_STATE)
+    check_run_dir(sweep_dir, resume, overwrite, protected_paths(cfg), kind="sweep", contents=contents)
+    tracking_uri = tracking_uri_for(cfg.tracking.uri, sweep_dir.uri)
+    if not sweep_dir.is_local:
+        check_writable(sweep_dir.uri)
     concurrency = _concurrency(cfg)
     # Logical CPUs for a local Ray: every concurrent trial's workers, data tasks and driver, plus slack.
     ensure_ray(cfg, min_cpus=(concurrency or 1) * _per_trial_cpus(cfg) + 2)
+    check_cluster(cfg, sweep_dir, tracking_uri)
+    with locked(sweep_dir):
+        prepare_run_dir(sweep_dir, resume, overwrite, protected_paths(cfg), kind="sweep", contents=contents)
+        return _sweep(cfg, sweep_dir, tracking_uri, param_space, concurrency, resume)
+
+
+def _sweep(cfg: SSLConfig, sweep_dir: RunDir, tracking_uri: str, param_space: dict[str, Any],
+           concurrency: int | None, resume: bool) -> dict[str, Any]:
+    save_config(cfg, sweep_dir.child_uri(SWEEP_CONFIG))
+    state = RunState.load(sweep_dir) if resume else None
+    if state is None:
+        params = {k: v for k, v in flat_params(cfg).items() if not k.startswith("tune.space")}
+        params.update({f"search.{k}": v for k, v in cfg.tune.space.items()})
+        name = cfg.run.name or sweep_dir.uri.rstrip("/").rsplit("/", 1)[-1]
+        state = RunState(create_run(tracking_uri, cfg.tracking.experiment, sweep_dir.uri, name, params,
+                                    {"kind": "sweep"}), tracking_uri, cfg.tracking.experiment)
+        state.save(sweep_dir)
+    parent = RunLogger(state.tracking_uri, state.mlflow_run_id)
+    with sweep_dir.local_file(SWEEP_CONFIG) as path:
+        parent.artifact(path)
+
     trainable = tune.with_resources(
-        functools.partial(run_trial, base=cfg.model_dump(mode="json"), sweep_dir=str(sweep_dir),
+        functools.partial(run_trial, base=cfg.model_dump(mode="json"), sweep_dir=sweep_dir.uri,
                           parent_run_id=state.mlflow_run_id, tracking_uri=state.tracking_uri),
         {"cpu": TRIAL_DRIVER_CPUS})
     if resume:
-        tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True,
-                                   resume_errored=True)
+        tuner = tune.Tuner.restore(storage.join(sweep_dir.path, TUNE_NAME), trainable=trainable,
+                                   resume_unfinished=True, resume_errored=True,
+                                   storage_filesystem=sweep_dir.ray_storage().get("storage_filesystem"))
     else:
         tuner = tune.Tuner(
             trainable, param_space=param_space,
             tune_config=tune.TuneConfig(metric=cfg.tune.metric, mode=cfg.tune.mode, num_samples=cfg.tune.num_samples,
                                         search_alg=_search_alg(cfg), scheduler=_scheduler(cfg),
                                         max_concurrent_trials=concurrency),
-            run_config=tune.RunConfig(name=TUNE_NAME, storage_path=str(sweep_dir),
+            run_config=tune.RunConfig(name=TUNE_NAME, **sweep_dir.ray_storage(),
                                       failure_config=tune.FailureConfig(max_failures=cfg.tune.trial_max_failures)))
     try:
         results = tuner.fit()

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import math
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from distributed_ssl.config.loader import resolve_config, save_config
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.tracking.mlflow_tracking import RunLogger
+from distributed_ssl.util import storage
+from distributed_ssl.util.run_dir import RunDir
 
 
 def _finite(value: Any) -> bool:
@@ -95,7 +98,19 @@ def _plots(cfg: SSLConfig, rows: list[dict[str, Any]], out: Path) -> list[Path]:
     return [scatter, curves]
 
 
-def write_sweep_report(cfg: SSLConfig, results, sweep_dir: Path, parent: RunLogger) -> dict[str, Any]:
+def write_sweep_report(cfg: SSLConfig, results, sweep_dir: RunDir, parent: RunLogger) -> dict[str, Any]:
+    """trials.csv, plots and best_config.yaml into the sweep dir (any filesystem) and the parent MLflow run."""
+    with tempfile.TemporaryDirectory(prefix="dssl-sweep-report-") as tmp:
+        report = _write_report(cfg, results, Path(tmp), sweep_dir.uri, parent)
+        for path in Path(tmp).iterdir():
+            sweep_dir.upload(path, path.name)
+            parent.artifact(path)
+    if "best_config" in report:
+        report["best_config"] = sweep_dir.child_uri("best_config.yaml")
+    return report
+
+
+def _write_report(cfg: SSLConfig, results, out: Path, sweep_uri: str, parent: RunLogger) -> dict[str, Any]:
     metric = cfg.tune.metric
     rows = collect_trials(cfg, results)
     children = _child_runs(parent)
@@ -110,15 +125,15 @@ def write_sweep_report(cfg: SSLConfig, results, sweep_dir: Path, parent: RunLogg
 
     columns = ["trial_id", *cfg.tune.space, f"{metric}_last", f"{metric}_best", "epochs", "stop_reason",
                "mlflow_run_id", "error"]
-    csv_path = sweep_dir / "trials.csv"
+    csv_path = out / "trials.csv"
     with open(csv_path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    artifacts = [csv_path, *_plots(cfg, rows, sweep_dir)]
+    _plots(cfg, rows, out)
 
     scored = [r for r in rows if r[f"{metric}_best"] is not None]
-    report: dict[str, Any] = {"sweep_dir": str(sweep_dir), "trials": len(rows), "mlflow_run_id": parent.run_id,
+    report: dict[str, Any] = {"sweep_dir": sweep_uri, "trials": len(rows), "mlflow_run_id": parent.run_id,
                               "stopped_early": sum(r["stop_reason"] == "stopped_early" for r in rows),
                               "errors": sum(r["stop_reason"] == "error" for r in rows)}
     if scored:
@@ -126,16 +141,13 @@ def write_sweep_report(cfg: SSLConfig, results, sweep_dir: Path, parent: RunLogg
         best = pick(scored, key=lambda r: r[f"{metric}_best"])
         overrides = {k: best[k] for k in cfg.tune.space}
         best_cfg = resolve_config(cfg.model_dump(mode="json"),
-                                  {**overrides, "run.dir": str(sweep_dir / "best"), "tune.space": {}},
+                                  {**overrides, "run.dir": storage.join(sweep_uri, "best"), "tune.space": {}},
                                   source="best trial")
-        best_path = sweep_dir / "best_config.yaml"
+        best_path = out / "best_config.yaml"
         save_config(best_cfg, best_path)
-        artifacts.append(best_path)
         parent.metrics({f"best_{metric}": best[f"{metric}_best"]}, step=0)
         parent.tags({"best_trial": best["trial_id"]})
         report.update(best_trial=best["trial_id"], best_value=best[f"{metric}_best"], best_overrides=overrides,
                       best_config=str(best_path))
-    for path in artifacts:
-        parent.artifact(path)
     report["table"] = [{k: r[k] for k in columns if k != "error"} for r in rows]
     return report

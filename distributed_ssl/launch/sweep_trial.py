@@ -17,6 +17,8 @@ from distributed_ssl.config.loader import resolve_config
 from distributed_ssl.launch.pbt_trial import is_objective_report, run_pbt_trial
 from distributed_ssl.launch.run_state import RunState
 from distributed_ssl.launch.trainer import run_training
+from distributed_ssl.util import storage
+from distributed_ssl.util.run_dir import RunDir
 
 
 class EpochReportCallback(TuneReportCallback):
@@ -35,12 +37,13 @@ def run_trial(config: dict[str, Any], base: dict[str, Any], sweep_dir: str, pare
               tracking_uri: str) -> None:
     """Train one trial in `SWEEP_DIR/trials/TRIAL_NAME`; a retried or resumed trial continues its checkpoint."""
     ctx = tune.get_context()
-    trial_dir = Path(sweep_dir) / "trials" / ctx.get_trial_name()
-    cfg = resolve_config(base, {**config, "run.dir": str(trial_dir), "run.name": ctx.get_trial_name(),
+    trial_dir = storage.join(sweep_dir, "trials", ctx.get_trial_name())
+    cfg = resolve_config(base, {**config, "run.dir": trial_dir, "run.name": ctx.get_trial_name(),
                                 "tracking.uri": tracking_uri}, source=f"trial {ctx.get_trial_name()}")
     tags = {"mlflow.parentRunId": parent_run_id, "trial_id": ctx.get_trial_id(), "trial_name": ctx.get_trial_name()}
     if cfg.tune.scheduler == "pbt":  # Tune must hold checkpoints to restart trials from them
-        run_pbt_trial(cfg, trial_dir, swept=config, tags=tags)
+        run_pbt_trial(cfg, Path(trial_dir), swept=config, tags=tags)
         return
-    resume = RunState.load(trial_dir) is not None
-    run_training(cfg, resume=resume, callbacks=[EpochReportCallback(cfg.tune.metric)], extra_tags=tags)
+    resume = RunState.load(RunDir(trial_dir)) is not None
+    run_training(cfg, resume=resume, callbacks=[EpochReportCallback(cfg.tune.metric)], extra_tags=tags,
+                 cluster_checks=False)

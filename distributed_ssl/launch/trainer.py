@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 import time
-from pathlib import Path
 from typing import Any
 
 import ray.train
@@ -19,10 +17,16 @@ from distributed_ssl.data.bad_records import create_ledger, ledger_name
 from distributed_ssl.data.manifest import DatasetError, Manifest
 from distributed_ssl.data.pipeline import build_train_dataset, open_train_manifest, train_record_count
 from distributed_ssl.data.splits import split_dirs
-from distributed_ssl.engine.atomic_files import atomic_write_text
 from distributed_ssl.engine.checkpointing import remove_torn_checkpoints
 from distributed_ssl.engine.train_loop import train_worker
+from distributed_ssl.launch.cluster_checks import (
+    check_tracking_store,
+    check_writable,
+    cluster_shape,
+    preflight,
+)
 from distributed_ssl.launch.ray_runtime import ensure_ray
+from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, RunState
 from distributed_ssl.launch.summary import collapse_summary, write_summary
 from distributed_ssl.methods.registry import build_method, view_spec_for
@@ -32,6 +36,8 @@ from distributed_ssl.tracking.mlflow_tracking import (
     logger_retry_kwargs,
     tracking_uri_for,
 )
+from distributed_ssl.util import storage
+from distributed_ssl.util.run_dir import RunDir
 
 log = logging.getLogger("distributed_ssl")
 
@@ -66,8 +72,10 @@ def validate_inputs(cfg: SSLConfig) -> Manifest:
                 raise DatasetError(f"data.eval={cfg.data.eval}: split {name} has no labels")
     if cfg.method.name == "simclr" and cfg.train.batch_size < 2:
         raise ConfigError("train.batch_size must be >= 2 for SimCLR negatives")
-    if cfg.model.init_from and "://" not in cfg.model.init_from and not Path(cfg.model.init_from).is_file():
-        raise ConfigError(f"model.init_from={cfg.model.init_from}: no such file (expected an encoder.pt)")
+    if cfg.model.init_from:
+        fs, path = storage.resolve(cfg.model.init_from)
+        if not storage.exists(fs, path):
+            raise ConfigError(f"model.init_from={cfg.model.init_from}: no such file (expected an encoder.pt)")
     try:  # the workers build exactly this; a misfit (e.g. a point encoder on images) fails here instead
         build_method(cfg)
     except ValueError as exc:
@@ -76,24 +84,10 @@ def validate_inputs(cfg: SSLConfig) -> Manifest:
     return manifest
 
 
-def _prepare_run_dir(cfg: SSLConfig, resume: bool, overwrite: bool) -> Path:
-    run_dir = Path(cfg.run.dir).expanduser().resolve()
-    exists = (run_dir / RAY_RUN_NAME).exists() or (run_dir / "run.json").exists()
-    if exists and not resume:
-        if not overwrite:
-            raise ConfigError(f"run.dir={run_dir} already holds a run: resume it with `dssl train --resume "
-                              f"{cfg.run.dir}`, or pass --overwrite, or choose another run.dir")
-        shutil.rmtree(run_dir)
-    if resume and not exists:
-        raise ConfigError(f"nothing to resume in {run_dir}: no earlier run found there")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
-
-
 def absolute_paths(cfg: SSLConfig) -> SSLConfig:
-    """Local paths made absolute: workers run in other directories (and on other nodes)."""
+    """Local paths made absolute: workers run in other directories (and on other nodes). URIs stay as given."""
     def fix(path: str | None) -> str | None:
-        return path if path is None or "://" in path else str(Path(path).expanduser().resolve())
+        return path if path is None else storage.normalize(path)
 
     return cfg.model_copy(update={
         "data": cfg.data.model_copy(update={"train": fix(cfg.data.train), "eval": fix(cfg.data.eval),
@@ -103,49 +97,92 @@ def absolute_paths(cfg: SSLConfig) -> SSLConfig:
     })
 
 
+def data_dirs(cfg: SSLConfig) -> list[str]:
+    """The shard folders a run reads: data.train and each split of data.eval."""
+    return [cfg.data.train, *(split_dirs(cfg.data.eval).values() if cfg.data.eval else [])]
+
+
+def check_cluster(cfg: SSLConfig, run_dir: RunDir, tracking_uri: str) -> None:
+    """On the connected cluster: a tracking store and a run dir that every node reaches (see cluster_checks)."""
+    shape = cluster_shape()
+    check_tracking_store(tracking_uri, shape)
+    if shape.is_multi_node:
+        preflight(run_dir.uri, data_dirs(cfg))
+
+
+def protected_paths(cfg: SSLConfig) -> list[str | None]:
+    """What `--overwrite` must never delete: the run's own data."""
+    return [cfg.data.train, cfg.data.eval, cfg.data.keep_ids, cfg.model.init_from]
+
+
 def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
                  extra_tags: dict[str, str] | None = None, callbacks: list | None = None,
                  init_checkpoint: str | None = None, ray_run_name: str = RAY_RUN_NAME,
-                 checkpoint_every_epoch: bool = False) -> dict[str, Any]:
+                 checkpoint_every_epoch: bool = False, cluster_checks: bool = True) -> dict[str, Any]:
     """Train, evaluate and summarise one run; returns the summary written to RUN_DIR/summary.json.
 
+    Everything that can fail without training fails first, before a worker starts: the config and data
+    (`validate_inputs`), the run dir (exists, may be overwritten, can be written), the tracking store, and on a
+    cluster the preflight of every node (`cluster_checks=False` inside a sweep, whose driver checked once).
     `init_checkpoint` (a checkpoint directory, e.g. a PBT donor's) starts a fresh Ray Train run named
     `ray_run_name` from that state; the run's own checkpoints take precedence on a worker-group restart.
     `checkpoint_every_epoch` puts a checkpoint on every epoch-end report, so a PBT trial can be restored there.
     """
     cfg = absolute_paths(cfg)
     manifest = validate_inputs(cfg)
-    steps_per_epoch, total_steps = plan_steps(cfg, manifest)
-    run_dir = _prepare_run_dir(cfg, resume, overwrite)
-    save_config(cfg, run_dir / CONFIG_FILE)
-
-    state = RunState.load(run_dir) if resume else None
-    if resume:
-        for torn in remove_torn_checkpoints(run_dir / ray_run_name):
-            log.warning("removed %s: a checkpoint copy cut off by a crash (never registered)", torn)
-    if state is None:
-        uri = tracking_uri_for(cfg.tracking.uri, str(run_dir))
-        tags = {"method": cfg.method.name, "modality": cfg.modality.name, **(extra_tags or {})}
-        run_id = create_run(uri, cfg.tracking.experiment, str(run_dir), cfg.run.name or run_dir.name,
-                            flat_params(cfg), tags)
-        state = RunState(run_id, uri, cfg.tracking.experiment)
-        state.save(run_dir)
-    logger = RunLogger(state.tracking_uri, state.mlflow_run_id, buffer_dir=run_dir, **logger_retry_kwargs(cfg))
-    logger.artifact(run_dir / CONFIG_FILE)
-
+    plan = plan_steps(cfg, manifest)
+    run_dir = RunDir(cfg.run.dir)
+    check_run_dir(run_dir, resume, overwrite, protected_paths(cfg))
+    tracking_uri = tracking_uri_for(cfg.tracking.uri, run_dir.uri)
+    if not run_dir.is_local:
+        check_writable(run_dir.uri)
     ensure_ray(cfg)
+    if cluster_checks:
+        check_cluster(cfg, run_dir, tracking_uri)
+    with locked(run_dir):
+        prepare_run_dir(run_dir, resume, overwrite, protected_paths(cfg))
+        if resume and run_dir.is_local:  # on object storage a torn copy is never registered, and stays unused
+            for torn in remove_torn_checkpoints(run_dir.child_uri(ray_run_name)):
+                log.warning("removed %s: a checkpoint copy cut off by a crash (never registered)", torn)
+        return _train(cfg, run_dir, manifest, plan, tracking_uri, resume, extra_tags, callbacks, init_checkpoint,
+                      ray_run_name, checkpoint_every_epoch)
+
+
+def _open_tracking(cfg: SSLConfig, run_dir: RunDir, tracking_uri: str, resume: bool,
+                   extra_tags: dict[str, str] | None) -> RunState:
+    """The run's MLflow run: the saved one on resume, else a new one with the config as params."""
+    state = RunState.load(run_dir) if resume else None
+    if state is None:
+        tags = {"method": cfg.method.name, "modality": cfg.modality.name, **(extra_tags or {})}
+        name = cfg.run.name or run_dir.uri.rstrip("/").rsplit("/", 1)[-1]
+        run_id = create_run(tracking_uri, cfg.tracking.experiment, run_dir.uri, name, flat_params(cfg), tags)
+        state = RunState(run_id, tracking_uri, cfg.tracking.experiment)
+        state.save(run_dir)
+    return state
+
+
+def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int, int], tracking_uri: str,
+           resume: bool, extra_tags: dict[str, str] | None, callbacks: list | None, init_checkpoint: str | None,
+           ray_run_name: str, checkpoint_every_epoch: bool) -> dict[str, Any]:
+    steps_per_epoch, total_steps = plan
+    save_config(cfg, run_dir.child_uri(CONFIG_FILE))
+    state = _open_tracking(cfg, run_dir, tracking_uri, resume, extra_tags)
+    logger = RunLogger(state.tracking_uri, state.mlflow_run_id, buffer_dir=run_dir, **logger_retry_kwargs(cfg))
+    with run_dir.local_file(CONFIG_FILE) as config_file:
+        logger.artifact(config_file)
+
     ledger = create_ledger(state.mlflow_run_id, manifest.num_records, cfg.data.max_bad_fraction)
     dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest, ledger=ledger_name(state.mlflow_run_id))
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "steps_per_epoch": steps_per_epoch,
                            "total_steps": total_steps, "tracking_uri": state.tracking_uri,
-                           "mlflow_run_id": state.mlflow_run_id, "run_dir": str(run_dir),
+                           "mlflow_run_id": state.mlflow_run_id, "run_dir": run_dir.uri,
                            "init_checkpoint": init_checkpoint, "checkpoint_every_epoch": checkpoint_every_epoch},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
                                                resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
         run_config=ray.train.RunConfig(
-            name=ray_run_name, storage_path=str(run_dir),
+            name=ray_run_name, **run_dir.ray_storage(),
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
             failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
             callbacks=callbacks or []),
@@ -159,26 +196,35 @@ def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
         raise
     bad = ray.get(ledger.report.remote())
     if bad:
-        atomic_write_text(run_dir / "bad_records.jsonl", "".join(json.dumps(item) + "\n" for item in bad))
-        logger.artifact(run_dir / "bad_records.jsonl")
-        log.warning("%d undecodable records were skipped; see %s", len(bad), run_dir / "bad_records.jsonl")
+        run_dir.write_text("bad_records.jsonl", "".join(json.dumps(item) + "\n" for item in bad))
+        with run_dir.local_file("bad_records.jsonl") as path:
+            logger.artifact(path)
+        log.warning("%d undecodable records were skipped; see %s", len(bad), run_dir.child_uri("bad_records.jsonl"))
     logger.metrics({"bad_records": float(len(bad))}, step=0)
+    summary = {**_summary(cfg, result, manifest, state, run_dir, time.time() - started), "bad_records": len(bad)}
+    write_summary(summary, run_dir.child_uri(SUMMARY_FILE))
+    with run_dir.local_file(SUMMARY_FILE) as path:
+        logger.artifact(path)
+    logger.finish("FINISHED")
+    return summary
+
+
+def _summary(cfg: SSLConfig, result: Any, manifest: Manifest, state: RunState, run_dir: RunDir,
+             wall_time_s: float) -> dict[str, Any]:
+    """summary.json's fields from the final report (see engine/train_loop.py)."""
     metrics = result.metrics or {}
-    summary = {
+    checkpoint = result.checkpoint
+    return {
         "method": cfg.method.name, "modality": cfg.modality.name, "encoder": cfg.model.encoder,
         "steps": metrics.get("global_step"), "epochs": metrics.get("epoch"),
         "knn_top1": metrics.get("knn_top1"), "knn_top1_random_init": metrics.get("knn_top1_random_init"),
         "linear_top1": metrics.get("linear_top1"), "linear_top1_random_init": metrics.get("linear_top1_random_init"),
         **collapse_summary(metrics),
         "samples_per_s": metrics.get("samples_per_s"), "final_loss": metrics.get("loss"),
-        "wall_time_s": round(time.time() - started, 1), "num_workers": cfg.scaling.num_workers,
+        "wall_time_s": round(wall_time_s, 1), "num_workers": cfg.scaling.num_workers,
         "zero_stage": cfg.deepspeed.zero_stage, "precision": cfg.deepspeed.precision,
-        "train_records": train_record_count(cfg, manifest), "bad_records": len(bad),
+        "train_records": train_record_count(cfg, manifest),
         "mlflow_run_id": state.mlflow_run_id,
-        "tracking_uri": state.tracking_uri, "run_dir": str(run_dir),
-        "checkpoint": result.checkpoint.path if result.checkpoint else None,
+        "tracking_uri": state.tracking_uri, "run_dir": run_dir.uri,
+        "checkpoint": storage.uri_of(checkpoint.filesystem, checkpoint.path) if checkpoint else None,
     }
-    write_summary(summary, run_dir / SUMMARY_FILE)
-    logger.artifact(run_dir / SUMMARY_FILE)
-    logger.finish("FINISHED")
-    return summary

@@ -1,6 +1,7 @@
 """Thin helpers over MlflowClient so the driver and the rank-0 worker write to the same run.
 
-The default store is SQLite inside the run dir: nothing to start, and the model registry works on it.
+On one machine the default store is SQLite inside the run dir: nothing to start, and the model registry works
+on it. A run on object storage or on a cluster needs a tracking server (see launch/cluster_checks.py).
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from mlflow.entities import Metric, Param, RunTag  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
-from distributed_ssl.tracking.outage_buffer import BUFFER_FILE, OutageBuffer  # noqa: E402
+from distributed_ssl.config.loader import ConfigError  # noqa: E402
+from distributed_ssl.tracking.outage_buffer import BUFFER_DIR, OutageBuffer  # noqa: E402
 from distributed_ssl.tracking.redaction import redact  # noqa: E402
+from distributed_ssl.util import storage  # noqa: E402
+from distributed_ssl.util.run_dir import RunDir  # noqa: E402
 
 log = logging.getLogger("distributed_ssl.tracking")
 
@@ -27,13 +31,19 @@ MAX_PARAM_LEN = 6000
 
 
 def tracking_uri_for(uri: str | None, run_dir: str) -> str:
+    """`tracking.uri`, else a SQLite store inside a local run dir."""
     if uri:
         return uri
+    if storage.is_uri(run_dir):
+        raise ConfigError(
+            f"run.dir={run_dir} is on object storage, where no SQLite store can live: set tracking.uri to an MLflow "
+            "server, e.g. `mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db "
+            "--serve-artifacts` and tracking.uri=http://127.0.0.1:5000")
     return f"sqlite:///{Path(run_dir).resolve() / 'mlflow.db'}"
 
 
 def _artifact_root(uri: str, run_dir: str) -> str | None:
-    if uri.startswith("sqlite:///"):
+    if uri.startswith("sqlite:///") and not storage.is_uri(run_dir):
         return (Path(run_dir).resolve() / "mlartifacts").as_uri()
     return None
 
@@ -89,6 +99,8 @@ def is_transient(exc: BaseException) -> bool:
     """Connection refused, timeouts, 5xx, a locked SQLite file: worth retrying or buffering."""
     if isinstance(exc, MlflowException):
         return exc.error_code not in PERMANENT_ERRORS
+    if isinstance(exc, FileNotFoundError):  # an artifact that is gone will not come back
+        return False
     return isinstance(exc, (OSError, ConnectionError, TimeoutError))
 
 
@@ -96,16 +108,21 @@ class RunLogger:
     """Logs metrics, tags and artifacts into one existing run (usable from any process).
 
     Every call is tried `retries + 1` times, `retry_wait_s` doubling in between. With a `buffer_dir`, a call that
-    still fails is kept in `buffer_dir/mlflow_buffer.jsonl` (see outage_buffer.py) and training goes on; the next
+    still fails is kept in `buffer_dir/mlflow_buffer/` (see outage_buffer.py) and training goes on; the next
     call that reaches MLflow first delivers the backlog, in order. Without one, the error is raised.
+
+    The buffer is listed once at start, then only after this logger buffered something (a listing is a request
+    when the run dir is on object storage); `finish` and `flush` always look, so records another process left
+    (the rank-0 worker's) go out before the run's end status.
     """
 
-    def __init__(self, uri: str, run_id: str, buffer_dir: str | Path | None = None, retries: int = 2,
+    def __init__(self, uri: str, run_id: str, buffer_dir: str | Path | RunDir | None = None, retries: int = 2,
                  retry_wait_s: float = 0.5, request_timeout_s: float = 10.0):
         limit_http_retries(request_timeout_s)
         self.client = MlflowClient(uri)
         self.run_id = run_id
         self.buffer = OutageBuffer(buffer_dir) if buffer_dir is not None else None
+        self._maybe_pending = self.buffer is not None and self.buffer.pending() > 0
         self.retries, self.retry_wait_s = retries, retry_wait_s
 
     def metrics(self, values: dict[str, float], step: int) -> None:
@@ -120,26 +137,32 @@ class RunLogger:
         self._submit({"artifact": str(Path(path).resolve()), "subdir": subdir})
 
     def finish(self, status: str = "FINISHED") -> None:
+        self._maybe_pending = True  # look once more: another process may have buffered records of this run
         self._submit({"status": status})
 
     def flush(self) -> int:
         """Deliver the buffered backlog (raises the first failure, keeping the rest); returns records sent."""
-        return self.buffer.replay(self._send_with_retries) if self.buffer else 0
+        if self.buffer is None:
+            return 0
+        sent = self.buffer.replay(self._send_with_retries)
+        self._maybe_pending = False
+        return sent
 
     def _submit(self, record: dict[str, Any]) -> None:
         if self.buffer is None:
             self._send_with_retries(record)
             return
         try:
-            if self.buffer.pending():
+            if self._maybe_pending:
                 self.flush()  # older records first, so MLflow sees them in order
             self._send_with_retries(record)
         except Exception as exc:
             if not is_transient(exc):
                 raise
             self.buffer.append(record)
+            self._maybe_pending = True
             log.warning("MLflow unreachable (%s); kept in %s for `dssl sync`", str(exc).splitlines()[0][:200],
-                        self.buffer.path)
+                        self.buffer.location)
 
     def _send_with_retries(self, record: dict[str, Any]) -> None:
         for attempt in range(self.retries + 1):
@@ -161,4 +184,4 @@ class RunLogger:
         elif "status" in record:
             self.client.set_terminated(self.run_id, record["status"])
         else:
-            raise ValueError(f"unknown tracking record {record!r} in {BUFFER_FILE}")
+            raise ValueError(f"unknown tracking record {record!r} in {BUFFER_DIR}/")

@@ -1,73 +1,90 @@
-"""`RUN_DIR/mlflow_buffer.jsonl`: tracking records that could not reach MLflow, kept in order until they can.
+"""`RUN_DIR/mlflow_buffer/`: tracking records that could not reach MLflow, kept in order until they can.
 
 Training must not stop because the tracking server is down. A record (metrics with their timestamps, tags, an
-artifact path, the run's end status) that still fails after the logger's retries is appended here; the next
-successful call, or `dssl sync RUN_DIR`, replays the file in order and removes what was delivered. Replays are
-idempotent: a metric keeps its original timestamp, and MLflow stores an identical (key, step, timestamp, value)
-once, so a record whose delivery was in doubt is not duplicated.
+artifact, the run's end status) that still fails after the logger's retries is written here as one file; the next
+successful call, or `dssl sync RUN_DIR`, replays the files in order and removes each one once delivered.
 
-The driver and the rank-0 worker may share one run dir, so every read-modify-write holds an exclusive `flock`.
+One file a record (named by time, host, process and a counter) rather than one appended file, because the run
+dir may be on object storage, which has neither appends nor locks; the driver and the rank-0 worker (perhaps on
+another node) then never rewrite each other's records. An artifact is copied into the buffer with its record, so
+a temporary file that is gone by replay time (the views preview) is still delivered. Replays are idempotent: a
+metric keeps its original timestamp and MLflow stores an identical (key, step, timestamp, value) once, an
+artifact is uploaded to the same path again, so a record whose delivery was in doubt is not duplicated.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import itertools
 import json
+import logging
 import os
-from collections.abc import Callable, Iterator
+import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-BUFFER_FILE = "mlflow_buffer.jsonl"
+from distributed_ssl.util.run_dir import RunDir
+
+BUFFER_DIR = "mlflow_buffer"
+log = logging.getLogger("distributed_ssl.tracking")
+_counter = itertools.count()
 
 
 class OutageBuffer:
-    def __init__(self, run_dir: str | Path):
-        self.path = Path(run_dir) / BUFFER_FILE
+    def __init__(self, run_dir: str | Path | RunDir):
+        self.run_dir = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
+        self.location = self.run_dir.child_uri(BUFFER_DIR)
 
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+    def _names(self) -> list[str]:
+        return [n for n in self.run_dir.list(BUFFER_DIR) if n.endswith(".json")]
 
     def pending(self) -> int:
         """Records waiting for delivery."""
-        if not self.path.exists():
-            return 0
-        with open(self.path) as f:
-            return sum(1 for line in f if line.strip())
+        return len(self._names())
 
     def append(self, record: dict[str, Any]) -> None:
-        with self._locked(), open(self.path, "a") as f:
-            f.write(json.dumps(record) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        """Keep `record`; an artifact's file is copied in beside it."""
+        stem = f"{time.time_ns():020d}-{socket.gethostname()}-{os.getpid()}-{next(_counter):06d}"
+        if "artifact" in record:
+            source = Path(record["artifact"])
+            copy = f"{BUFFER_DIR}/{stem}.{source.name}"
+            self.run_dir.upload(source, copy)
+            record = {**record, "artifact_copy": copy, "artifact_name": source.name}
+        self.run_dir.write_text(f"{BUFFER_DIR}/{stem}.json", json.dumps(record))
 
     def replay(self, send: Callable[[dict[str, Any]], None]) -> int:
-        """Send records in order until one fails (it and the rest stay, and the error propagates); returns sent."""
-        with self._locked():
-            if not self.path.exists():
-                return 0
-            records = [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
-            sent = 0
+        """Send records in order until one fails (it and the rest stay, and the error propagates); returns sent.
+
+        A buffered artifact whose copy is missing (deleted by hand, a crash between the two writes) is reported
+        and dropped: it can never be delivered, and must not block the records behind it.
+        """
+        sent = 0
+        for name in self._names():
             try:
-                for record in records:
-                    send(record)
-                    sent += 1
-            finally:
-                self._keep(records[sent:])
-            return sent
+                record = json.loads(self.run_dir.read_text(f"{BUFFER_DIR}/{name}"))
+            except FileNotFoundError:  # delivered meanwhile by another process replaying the same buffer
+                continue
+            if "artifact_copy" in record:
+                if not self.run_dir.exists(record["artifact_copy"]):
+                    log.warning("dropped buffered artifact %s: its copy %s is missing", record["artifact_name"],
+                                self.run_dir.child_uri(record["artifact_copy"]))
+                    self.run_dir.delete(f"{BUFFER_DIR}/{name}")
+                    continue
+                self._send_artifact(record, send)
+                self.run_dir.delete(record["artifact_copy"])
+            else:
+                send(record)
+            self.run_dir.delete(f"{BUFFER_DIR}/{name}")
+            sent += 1
+        return sent
 
-    def _keep(self, records: list[dict[str, Any]]) -> None:
-        if not records:
-            self.path.unlink(missing_ok=True)
-            return
-        from distributed_ssl.engine.atomic_files import atomic_write_text
+    def _send_artifact(self, record: dict[str, Any], send: Callable[[dict[str, Any]], None]) -> None:
+        """Deliver a buffered artifact under its original file name."""
+        import tempfile
 
-        atomic_write_text(self.path, "".join(json.dumps(r) + "\n" for r in records))
+        with tempfile.TemporaryDirectory(prefix="dssl-artifact-") as tmp:
+            local = Path(tmp) / record["artifact_name"]
+            with self.run_dir.local_file(record["artifact_copy"]) as copy:
+                local.write_bytes(copy.read_bytes())
+            send({"artifact": str(local), "subdir": record.get("subdir")})

@@ -1,0 +1,1 @@
+"""Small utilities every layer may use: crash-safe files, URIs, secret masking."""

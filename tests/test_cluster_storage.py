@@ -1,0 +1,231 @@
+"""The cluster path without a shared disk, end to end on loopback.
+
+Real components only: an S3 API (moto's server), an `mlflow server` with proxied artifacts, and a Ray cluster of
+a head with no CPUs plus a worker node, both started from a Python that cannot import distributed_ssl, so the
+training workers run on the other node and only from the uploaded package. Data, run dirs, checkpoints and
+sweeps live on S3; nothing of a run may appear on local disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pyarrow.fs as pafs
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.local_ray_head import VENV_BIN, start_head, start_worker_node, stop_head
+from tests.s3_server import S3Server, python_without_package
+
+ROOT = Path(__file__).resolve().parents[1]
+RECIPE = ROOT / "jobs" / "configs" / "image_simclr.yaml"
+SWEEP = ROOT / "jobs" / "configs" / "sweep_image_simclr.yaml"
+BUCKET = "dssl"
+PORT, DASHBOARD_PORT = 6395, 8295
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory):
+    server = S3Server(tmp_path_factory.mktemp("s3"))
+    server.start()
+    saved = {k: os.environ.get(k) for k in server.env}
+    os.environ.update(server.env)  # before any Ray node starts: every node inherits them
+    server.create_bucket(BUCKET)
+    yield server
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(s3, tmp_path_factory):
+    """A head without CPUs and a 6-CPU worker node; neither's Python has distributed_ssl."""
+    root = tmp_path_factory.mktemp("cluster")
+    python = python_without_package(root)
+    head = start_head(PORT, num_cpus=0, log_dir=root, dashboard_port=DASHBOARD_PORT, python=python)
+    nodes = [head]
+    try:
+        nodes.append(start_worker_node(head, num_cpus=6, log_dir=root, name="worker1", python=python))
+        yield {"head": head, "python": python, "log_dir": root}
+    finally:
+        for node in reversed(nodes):
+            stop_head(node)
+
+
+@pytest.fixture(scope="module")
+def s3_digits(s3):
+    """`dssl data sample image s3://dssl/digits`, run as a user would."""
+    out = subprocess.run([f"{VENV_BIN}/dssl", "data", "sample", "image", f"s3://{BUCKET}/digits"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return f"s3://{BUCKET}/digits"
+
+
+def _s3_fs() -> pafs.FileSystem:
+    fs, _ = pafs.FileSystem.from_uri(f"s3://{BUCKET}/")
+    return fs
+
+
+def _files(prefix: str) -> set[str]:
+    selector = pafs.FileSelector(f"{BUCKET}/{prefix}", recursive=True, allow_not_found=True)
+    return {i.path[len(BUCKET) + len(prefix) + 2:] for i in _s3_fs().get_file_info(selector)
+            if i.type == pafs.FileType.File}
+
+
+def _overrides(digits: str, run: str, tracking_uri: str, **extra) -> list[str]:
+    values = {"data.train": f"{digits}/train", "data.eval": digits, "run.dir": f"s3://{BUCKET}/{run}",
+              "tracking.uri": tracking_uri, "tracking.experiment": "cluster-storage", "model.encoder": "vit_debug",
+              "train.batch_size": 32, "train.epochs": 1, "train.log_every": 2, "eval.batch_size": 512,
+              "run.max_failures": 0, "scaling.cpus_per_worker": 1}
+    values.update(extra)
+    return [f"{k}={v}" for k, v in values.items()]
+
+
+def _dssl(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run([f"{VENV_BIN}/dssl", *args], capture_output=True, text=True, cwd=cwd, timeout=timeout,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _registered_step(run: str) -> int:
+    try:
+        with _s3_fs().open_input_stream(f"{BUCKET}/{run}/train/checkpoint_manager_snapshot.json") as f:
+            latest = json.loads(f.read()).get("latest_checkpoint_result")
+    except (OSError, ValueError):
+        return 0
+    return int(latest["metrics"].get("global_step", 0)) if latest else 0
+
+
+def _kill_a_worker_after_checkpoint(run: str, killed: list[int], stop: threading.Event) -> None:
+    while not stop.is_set():
+        if _registered_step(run) >= 8:
+            for proc in psutil.process_iter(["cmdline"]):
+                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
+                    proc.kill()
+                    killed.append(proc.pid)
+                    return
+        time.sleep(0.5)
+
+
+@pytest.mark.reliability(failure="a Ray Train worker on another node SIGKILLed mid-run, with data, run dir and "
+                                 "checkpoints on S3 and tracking on an MLflow server",
+                         response="the run resumes from the S3 checkpoint; summary.json, encoder.pt, the views preview "
+                                  "and config land on S3, metrics and artifacts on the server, nothing on local disk")
+def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server, tmp_path):
+    run = "runs/a"
+    args = ["train", str(RECIPE), *_overrides(s3_digits, run, mlflow_server.uri, **{
+        "train.max_steps": 24, "train.epochs": 2, "train.checkpoint_every": 8, "run.max_failures": 2,
+        "data.cache_raw_mb": 0,
+        "data.shuffle": "full", "run.ray_address": cluster["head"].gcs_address})]
+    killed: list[int] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_kill_a_worker_after_checkpoint, args=(run, killed, stop))
+    watcher.start()
+    try:
+        out = _dssl(args, cwd=tmp_path)
+    finally:
+        stop.set()
+        watcher.join()
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    assert killed, "no worker was killed: the test did not exercise a failure"
+    assert "preflight: 2 nodes reach" in out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1] == f"s3://{BUCKET}/{run}/summary.json"
+
+    files = _files(run)
+    assert {"summary.json", "encoder.pt", "config.yaml", "run.json", "views.png", ".dssl-run"} <= files, files
+    assert any(f.startswith("train/checkpoint_") for f in files)
+    assert not list(tmp_path.rglob("*s3:*")) and not list(Path.cwd().glob("s3:*"))  # no local dir named after a URI
+    with _s3_fs().open_input_stream(f"{BUCKET}/{run}/summary.json") as f:
+        summary = json.loads(f.read())
+    assert summary["steps"] == 24 and summary["run_dir"] == f"s3://{BUCKET}/{run}"
+    assert summary["checkpoint"].startswith(f"s3://{BUCKET}/{run}/train/checkpoint_")
+    assert summary["knn_top1"] > 0.2  # 10 classes: chance is 0.1
+
+    client = MlflowClient(mlflow_server.uri)
+    mlrun = client.get_run(summary["mlflow_run_id"])
+    assert mlrun.info.status == "FINISHED" and int(mlrun.data.tags["resumed_from_step"]) >= 8
+    assert {"knn_top1", "loss"} <= set(mlrun.data.metrics)
+    assert {"encoder.pt", "summary.json", "config.yaml", "views.png"} <= {a.path for a in client.list_artifacts(
+        mlrun.info.run_id)}
+    assert max(m.step for m in client.get_metric_history(mlrun.info.run_id, "loss")) == 24
+
+    # `dssl eval` reads the run back from S3.
+    evaluated = _dssl(["eval", f"s3://{BUCKET}/{run}", "--data", s3_digits], cwd=tmp_path)
+    assert evaluated.returncode == 0 and "knn_top1" in evaluated.stdout, evaluated.stderr[-3000:]
+
+
+def test_submit_from_an_empty_directory_runs_from_the_upload(cluster, s3_digits, mlflow_server, tmp_path):
+    """The nodes' Python has no distributed_ssl: the job runs only because the upload carries the whole package."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = "runs/submitted"
+    out = _dssl(["submit", str(RECIPE), *_overrides(s3_digits, run, mlflow_server.uri, **{"train.max_steps": 4}),
+                 "--address", cluster["head"].dashboard_url, "--wait", "--timeout", "600"], cwd=empty)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    assert "SUCCEEDED" in out.stdout
+    assert {"summary.json", "encoder.pt"} <= _files(run)
+    assert list(empty.iterdir()) == []
+    with _s3_fs().open_input_stream(f"{BUCKET}/{run}/summary.json") as f:
+        summary = json.loads(f.read())
+    assert MlflowClient(mlflow_server.uri).get_run(summary["mlflow_run_id"]).info.status == "FINISHED"
+
+
+def test_sweep_trials_live_on_s3(cluster, s3_digits, mlflow_server, tmp_path):
+    sweep = "sweeps/a"
+    out = _dssl(["tune", str(SWEEP), *_overrides(s3_digits, sweep, mlflow_server.uri, **{
+        "train.max_steps": 3, "scaling.num_workers": 1, "tune.search": "grid", "tune.scheduler": "none",
+        "tune.num_samples": 1, "tune.space": "{optim.lr: 'grid([0.001, 0.003])'}",
+        "run.ray_address": cluster["head"].gcs_address})], cwd=tmp_path)
+    assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+    files = _files(sweep)
+    trial_summaries = [f for f in files if f.startswith("trials/") and f.endswith("/summary.json")]
+    assert len(trial_summaries) == 2, files
+    assert {"trials.csv", "best_config.yaml", "sweep_config.yaml"} <= files
+    assert not list(tmp_path.rglob("*s3:*"))
+
+
+def test_cluster_refuses_local_tracking_and_an_unreachable_node(cluster, s3_digits, tmp_path):
+    """Both fail before training starts, exit 2, naming the URI / node and the reason."""
+    base = _overrides(s3_digits, "runs/refused", "x", **{"run.ray_address": cluster["head"].gcs_address})
+    local_store = [a for a in base if not a.startswith("tracking.uri=")] + [f"tracking.uri=sqlite:///{tmp_path}/m.db"]
+    out = _dssl(["train", str(RECIPE), *local_store], cwd=tmp_path, timeout=300)
+    assert out.returncode == 2 and "is a store on one machine's disk" in out.stderr and "mlflow server" in out.stderr
+    assert "Traceback" not in out.stderr
+
+    # A node whose environment points at no S3 endpoint cannot reach the run dir: the preflight names it.
+    bad = start_worker_node(cluster["head"], num_cpus=1, log_dir=cluster["log_dir"], name="cut-off",
+                            env={"AWS_ENDPOINT_URL": "http://127.0.0.1:9"}, python=cluster["python"])
+    try:
+        remote_store = [a for a in base if not a.startswith("tracking.uri=")] + ["tracking.uri=http://127.0.0.1:9"]
+        out = _dssl(["train", str(RECIPE), *remote_store, "tracking.retries=0"], cwd=tmp_path, timeout=300)
+    finally:
+        stop_head(bad)
+    assert out.returncode == 2, (out.stdout + out.stderr)[-3000:]
+    assert "preflight" in out.stderr and f"s3://{BUCKET}/runs/refused" in out.stderr and "cannot" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
+@pytest.mark.reliability(failure="data.train or run.dir in an S3 bucket that does not exist",
+                         response="exit 2 before Ray starts, naming the URI and the reason")
+def test_missing_bucket_fails_before_training(s3, s3_digits, tmp_path, capsys, monkeypatch):
+    import ray
+
+    from distributed_ssl.cli import main
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start for a missing bucket"))
+    assert main(["train", str(RECIPE), "data.train=s3://no-such-bucket/digits/train", f"run.dir={tmp_path}/r"]) == 2
+    assert "s3://no-such-bucket/digits/train" in capsys.readouterr().err
+    args = _overrides(s3_digits, "x", "http://127.0.0.1:9")
+    args = [a for a in args if not a.startswith("run.dir=")] + ["run.dir=s3://no-such-bucket/runs/a"]
+    assert main(["train", str(RECIPE), *args]) == 2
+    err = capsys.readouterr().err
+    assert "run.dir=s3://no-such-bucket/runs/a cannot be written" in err and "bucket" in err.lower()
