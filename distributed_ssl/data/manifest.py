@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -64,7 +65,21 @@ def load_manifest(uri: str) -> Manifest:
                            f"{SCHEMA_VERSION} (convert the source files again with `dssl data convert`)")
     if manifest.num_records == 0:
         raise DatasetError(f"shard folder {uri} holds no records")
+    for shard in manifest.shards:
+        check_shard_name(shard.file, f"{uri}/{MANIFEST_NAME}")
     return manifest
+
+
+def check_shard_name(name: str, where: str) -> None:
+    """A manifest lists file names inside its own folder: a path (`/`, `\\`, `..`) could point readers anywhere."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name:
+        raise DatasetError(f"{where} lists shard {name!r}: a shard must be a plain file name in the manifest's "
+                           "folder (no '/', '\\' or '..')")
+
+
+def manifest_fingerprint(manifest: Manifest) -> str:
+    """sha256 over the sorted shard checksums: names the records a folder holds, whatever it is called."""
+    return hashlib.sha256("\n".join(sorted(s.sha256 for s in manifest.shards)).encode()).hexdigest()
 
 
 def shard_paths(uri: str, manifest: Manifest | None = None) -> list[str]:
