@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 
 from distributed_ssl.data import storage
 from distributed_ssl.data.image_io import decode_image
-from distributed_ssl.data.manifest import load_manifest, shard_paths
+from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.data.schemas import check_schema
 from distributed_ssl.data.shard_reader import read_shard
 from distributed_ssl.data.splits import split_dirs
@@ -19,7 +19,10 @@ def describe(uri: str) -> str:
         fs, _ = storage.resolve(path)
         first = shard_paths(path, manifest)[0]
         schema = pq.read_schema(first, filesystem=fs)  # a footer only: no value is turned into Python
-        check_schema(schema, manifest.modality, first)
+        try:
+            check_schema(schema, manifest.modality, first)
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from exc
         lines.append(f"[{name}] {path}")
         lines.append(f"  modality {manifest.modality}, schema v{manifest.schema_version}, "
                      f"{manifest.num_records} records in {len(manifest.shards)} shards "
