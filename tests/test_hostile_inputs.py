@@ -129,6 +129,20 @@ def test_flipped_byte_fails_the_manifest_checksum(tmp_path, as_uri):
         load_labeled_split(target, cfg)
 
 
+@pytest.mark.reliability(failure="a shard of data.train replaced by another valid shard of the right schema (a "
+                                 "different size) after its manifest was written",
+                         response="DatasetError naming the shard and both sizes, from the footer check before any "
+                                  "worker starts")
+def test_replaced_shard_of_another_size_is_refused_before_training(tmp_path):
+    uri = _image_shards(tmp_path / "train")
+    path = shard_paths(uri)[1]
+    table = pq.read_table(path)
+    pq.write_table(table.slice(0, 1), path, compression="none")
+    cfg = load_config(None, [f"data.train={uri}"])
+    with pytest.raises(DatasetError, match=f"shard {path} is \\d+ bytes, but manifest.json records \\d+"):
+        open_train_manifest(cfg)
+
+
 @pytest.mark.reliability(failure="a manifest listing shard names with '/', '\\' or '..' (pointing readers "
                                  "outside the shard folder)",
                          response="DatasetError at manifest load naming the manifest and the name")

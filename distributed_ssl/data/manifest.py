@@ -90,10 +90,11 @@ def shard_paths(uri: str, manifest: Manifest | None = None) -> list[str]:
 
 
 def check_shard_schemas(uri: str, manifest: Manifest) -> None:
-    """Every shard's own Arrow schema must carry the manifest's modality and this schema version.
+    """Every shard's own Arrow schema must be exactly the manifest's modality's, and its size the recorded one.
 
     Only Parquet footers are read (in parallel, for object stores); a shard copied in from another folder or
-    another release of the converter fails here, before any worker starts, instead of mid-epoch.
+    another release of the converter fails here, before any worker starts, instead of mid-epoch. (The sha256 is
+    checked where a shard's bytes are read on this process, by `shard_reader.read_shard`.)
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -101,11 +102,15 @@ def check_shard_schemas(uri: str, manifest: Manifest) -> None:
 
     fs, _ = storage.resolve(uri)
 
-    def check(path: str) -> None:
+    def check(path: str, info: ShardInfo) -> None:
         try:
             check_schema(pq.read_schema(path, filesystem=fs), manifest.modality, path)
+            size = fs.get_file_info(path).size
         except (ValueError, OSError) as exc:  # ArrowInvalid (not Parquet) is a ValueError
             raise DatasetError(str(exc)) from exc
+        if size != info.bytes:
+            raise DatasetError(f"shard {path} is {size} bytes, but manifest.json records {info.bytes}: the file "
+                               "changed after it was written (convert the source files again)")
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(check, shard_paths(uri, manifest)))
+        list(pool.map(check, shard_paths(uri, manifest), manifest.shards))
