@@ -244,11 +244,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lidar: cut .las/.laz into ground tiles of this many metres (0: one record per file)")
     c.add_argument("--min-points", type=int, default=256, help="lidar: skip clouds or tiles with fewer points")
     c.add_argument("--val-fraction", type=float, default=0.1, help="0 writes train/ only")
-    c.add_argument("--on-bad", choices=["skip", "fail"], default="skip",
-                   help="files that cannot be converted (corrupt, too large, too few points): skip and report "
-                   "them (default), or stop; symlinks out of SRC are always skipped")
     c.add_argument("--max-file-mb", type=float, default=512,
-                   help="skip source files larger than this, unread (default 512)")
+                   help="source files larger than this are not read: skipped, or with --on-bad fail an error "
+                   "(default 512); every skipped file is reported with its reason, and symlinks out of SRC are "
+                   "always skipped")
+    c.add_argument("--on-bad", choices=["skip", "fail"], default="skip",
+                   help="corrupt files: skip and report them (default), or stop")
     c.set_defaults(fn=cmd_data_convert)
     i = dsub.add_parser("inspect", help="counts, schema, label histogram and a preview PNG")
     i.add_argument("path")
