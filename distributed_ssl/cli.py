@@ -59,22 +59,23 @@ def cmd_data_convert(ns: argparse.Namespace) -> int:
         from distributed_ssl.data.convert_audio import convert_audio_folder
 
         report = convert_audio_folder(ns.src, ns.out, ns.sample_rate, ns.shard_size or 1024, ns.val_fraction,
-                                      ns.on_bad)
+                                      ns.on_bad, max_file_mb=ns.max_file_mb)
     elif ns.modality == "lidar":
         from distributed_ssl.data.convert_lidar import convert_lidar_folder
 
         report = convert_lidar_folder(ns.src, ns.out, ns.tile_size, ns.min_points, ns.shard_size or 128,
-                                      ns.val_fraction, ns.on_bad)
+                                      ns.val_fraction, ns.on_bad, max_file_mb=ns.max_file_mb)
     else:
         from distributed_ssl.data.convert_image import convert_image_folder
 
-        report = convert_image_folder(ns.src, ns.out, ns.shard_size or 1024, ns.val_fraction, ns.on_bad)
+        report = convert_image_folder(ns.src, ns.out, ns.shard_size or 1024, ns.val_fraction, ns.on_bad,
+                                      max_file_mb=ns.max_file_mb)
     for split, m in report.manifests.items():
         print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, classes: {m.classes or 'none'}")
-    for path, reason in report.bad_files:
-        print(f"skipped corrupt file {path}: {reason}", file=sys.stderr)
-    if report.bad_files:
-        print(f"{len(report.bad_files)} corrupt files skipped", file=sys.stderr)
+    for skipped in report.skipped:
+        print(f"skipped {skipped.path}: {skipped.reason}", file=sys.stderr)
+    if report.skipped:
+        print(report.summary(), file=sys.stderr)
     return 0
 
 
@@ -247,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lidar: cut .las/.laz into ground tiles of this many metres (0: one record per file)")
     c.add_argument("--min-points", type=int, default=256, help="lidar: skip clouds or tiles with fewer points")
     c.add_argument("--val-fraction", type=float, default=0.1, help="0 writes train/ only")
+    c.add_argument("--max-file-mb", type=float, default=512,
+                   help="source files larger than this are not read: skipped, or with --on-bad fail an error "
+                   "(default 512); every skipped file is reported with its reason, and symlinks out of SRC are "
+                   "always skipped")
     c.add_argument("--on-bad", choices=["skip", "fail"], default="skip",
                    help="corrupt files: skip and report them (default), or stop")
     c.set_defaults(fn=cmd_data_convert)

@@ -81,3 +81,44 @@ def test_prune_rejects_bad_options(digits, tmp_path):
         main(["data", "prune", train, str(tmp_path), "--strategy", "balanced", "--keep", "0.5"])
     with pytest.raises(SystemExit, match="keep=1.5"):
         main(["data", "prune", train, str(tmp_path), "--strategy", "random", "--keep", "1.5"])
+
+
+def _image_folder(root, shade: int) -> str:
+    import io
+
+    from PIL import Image
+
+    from distributed_ssl.data.shard_writer import ShardWriter
+
+    writer = ShardWriter(str(root), "image", shard_size=3)
+    for i in range(6):
+        buf = io.BytesIO()
+        Image.new("L", (8, 8), shade + 10 * i).save(buf, format="PNG")
+        writer.add({"id": f"img-{i}", "image": buf.getvalue(), "format": "png", "label": None, "source": "t"})
+    writer.close()
+    return str(root)
+
+
+@pytest.mark.reliability(failure="data.keep_ids made from another shard folder with the same record count (and "
+                                 "the same ids), or a kept_ids.json of an older release without a fingerprint",
+                         response="DatasetError naming data.keep_ids and both fingerprints of the shards' checksums; "
+                                  "an old file says to re-run `dssl data prune`")
+def test_kept_ids_from_other_shards_of_the_same_size_are_refused(tmp_path):
+    from distributed_ssl.data.manifest import manifest_fingerprint
+    from distributed_ssl.data.pipeline import kept_ids_for
+
+    ours, theirs = _image_folder(tmp_path / "ours", 0), _image_folder(tmp_path / "theirs", 100)
+    assert main(["data", "prune", theirs, str(tmp_path / "pruned"), "--strategy", "random", "--keep", "0.5"]) == 0
+    kept_file = tmp_path / "pruned" / "kept_ids.json"
+    assert load_kept_ids(str(kept_file)).source_fingerprint == manifest_fingerprint(load_manifest(theirs))
+    own = load_config(None, [f"data.train={theirs}", f"data.keep_ids={kept_file}"])
+    assert kept_ids_for(own, load_manifest(theirs)).num_kept == 3
+    cfg = load_config(None, [f"data.train={ours}", f"data.keep_ids={kept_file}"])
+    found = manifest_fingerprint(load_manifest(ours))
+    with pytest.raises(DatasetError, match=f"data.keep_ids={kept_file} was made from other shards.*{found}"):
+        kept_ids_for(cfg, load_manifest(ours))
+    old = json.loads(kept_file.read_text())
+    del old["source_fingerprint"]
+    kept_file.write_text(json.dumps(old))
+    with pytest.raises(DatasetError, match="no fingerprint.*re-run `dssl data prune`"):
+        kept_ids_for(own, load_manifest(theirs))

@@ -1,4 +1,5 @@
-"""Every decoder meets random and mutated bytes: nothing but its defined decode error may escape.
+"""Every decoder, converter and the shard schema guard meet random and mutated input: nothing but the defined
+error may escape, and a converter names every file it skips.
 
 Corrupt input must raise `RecordDecodeError` naming the record (what the bad-record ledger in data/bad_records.py
 reports), and the converters skip a file only on `AudioDecodeError` / `PointCloudError`: any other exception would
@@ -9,18 +10,32 @@ stop a conversion on one corrupt file, and a hang or a giant allocation would st
 from __future__ import annotations
 
 import io
+import itertools
 
 import laspy
 import numpy as np
+import pyarrow as pa
 import pytest
 import soundfile as sf
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
+from ray.data._internal.object_extensions.arrow import ArrowPythonObjectType
 
 from distributed_ssl.config import load_config
 from distributed_ssl.data.audio_io import AudioDecodeError, read_audio_bytes
+from distributed_ssl.data.convert_audio import convert_audio_folder
+from distributed_ssl.data.convert_image import convert_image_folder
+from distributed_ssl.data.convert_lidar import convert_lidar_folder
 from distributed_ssl.data.point_io import PointCloudError, read_point_cloud
+from distributed_ssl.data.schemas import (
+    EXTENSION_NAME_KEY,
+    MODALITY_KEY,
+    check_schema,
+    modalities,
+    schema_for,
+)
+from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.registry import get_modality
 
@@ -208,3 +223,116 @@ def test_mutations_really_corrupt():
 
     check()
     assert sum(failures) > len(failures) // 2
+
+
+_GOOD_SOURCES = {
+    "image": {"good.png": lambda: _image("PNG"), "a.png": lambda: _image("PNG"), "b.jpg": lambda: _image("JPEG")},
+    "audio": {"good.wav": lambda: _audio("WAV", "PCM_16"), "a.wav": lambda: _audio("WAV", "FLOAT"),
+              "b.flac": lambda: _audio("FLAC", "PCM_16")},
+    "lidar": {"good.npy": _npy, "a.las": lambda: _las(False), "b.pcd": lambda: _pcd(True),
+              "c.bin": lambda: _cloud(30).tobytes()},
+}
+_CONVERTERS = {
+    "image": lambda src, out: convert_image_folder(src, out, val_fraction=0),
+    "audio": lambda src, out: convert_audio_folder(src, out, sample_rate=8000, val_fraction=0),
+    "lidar": lambda src, out: convert_lidar_folder(src, out, tile_size=0, min_points=16, val_fraction=0),
+}
+
+
+@pytest.mark.reliability(failure="a source folder of randomly corrupted files (truncated, bit-flipped, overwritten, "
+                                 "noise) next to a good one, for every converter",
+                         response="`--on-bad skip` never raises: every source file is either converted or named in "
+                                  "the report with a reason")
+@pytest.mark.parametrize("modality", sorted(_CONVERTERS))
+def test_converters_skip_corrupt_files_and_name_each_one(modality, tmp_path_factory):
+    originals = {name: make() for name, make in _GOOD_SOURCES[modality].items()}
+    corruptible = sorted(n for n in originals if n != next(iter(originals)))
+    counter, skips = itertools.count(), []
+
+    @settings(max_examples=12, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    @given(st.data())
+    def check(data: st.DataObject) -> None:
+        run = tmp_path_factory.mktemp(f"convert-{modality}-{next(counter)}")
+        src = run / "src"
+        src.mkdir()
+        good = next(iter(originals))
+        (src / good).write_bytes(originals[good])
+        for name in corruptible:
+            (src / name).write_bytes(data.draw(mutations(originals[name]), label=name))
+        report = _CONVERTERS[modality](src, str(run / "out"))
+        manifest = report.manifests["train"]
+        ids = [i for t in read_shards(str(run / "out/train"), manifest) for i in t["id"].to_pylist()]
+        converted = {i.split("#")[0] for i in ids}
+        skipped = {s.path for s in report.skipped}
+        assert good in converted
+        assert all(s.reason and s.category for s in report.skipped)
+        for name in originals:
+            assert (name in converted) != (str(src / name) in skipped), name
+        skips.append(len(skipped))
+
+    check()
+    assert sum(skips) > 0  # the mutations did make files the converter had to skip
+
+
+_ODD_TYPES = [pa.string(), pa.large_string(), pa.binary(), pa.large_binary(), pa.int32(), pa.int64(), pa.float32(),
+              pa.float64(), pa.list_(pa.binary()), pa.struct([("x", pa.string())]), pa.dictionary(pa.int32(), pa.string()),
+              ArrowPythonObjectType(), pa.list_(ArrowPythonObjectType()), pa.struct([("p", ArrowPythonObjectType())]),
+              pa.uuid(), pa.json_()]
+
+
+@st.composite
+def near_schemas(draw: st.DrawFn) -> tuple[str, pa.Schema]:
+    """(modality, a schema made from its exact schema by 0-3 mutations: retype, nullability, rename, drop, add,
+    swap, an extension-name tag on a field, other modality metadata)."""
+    modality = draw(st.sampled_from(modalities()))
+    exact = schema_for(modality)
+    fields, meta = list(exact), dict(exact.metadata)
+    for _ in range(draw(st.integers(0, 3))):
+        kind = draw(st.sampled_from(["retype", "nullable", "rename", "drop", "add", "swap", "tag", "meta"]))
+        i = draw(st.integers(0, len(fields) - 1)) if fields else None
+        if i is None and kind != "add" and kind != "meta":
+            continue
+        if kind == "retype":
+            fields[i] = fields[i].with_type(draw(st.sampled_from(_ODD_TYPES)))
+        elif kind == "nullable":
+            fields[i] = fields[i].with_nullable(not fields[i].nullable)
+        elif kind == "rename":
+            fields[i] = fields[i].with_name(draw(st.sampled_from(["id", "path", "source", "x", "label"])))
+        elif kind == "drop":
+            fields.pop(i)
+        elif kind == "add":
+            fields.append(pa.field(draw(st.sampled_from(["path", "extra"])), draw(st.sampled_from(_ODD_TYPES))))
+        elif kind == "swap":
+            j = draw(st.integers(0, len(fields) - 1))
+            fields[i], fields[j] = fields[j], fields[i]
+        elif kind == "tag":  # what Parquet leaves of an extension type the reader has not registered
+            fields[i] = fields[i].with_metadata({EXTENSION_NAME_KEY: b"ray.data.arrow_pickled_object"})
+        else:
+            meta[MODALITY_KEY] = draw(st.sampled_from(modalities())).encode()
+    return modality, pa.schema(fields, metadata=meta)
+
+
+@pytest.mark.reliability(failure="shards whose Arrow schema is near the modality's: columns retyped (large, nested, "
+                                 "dictionary, extension types such as Ray's pickled objects), renamed, dropped, "
+                                 "added, reordered, nullability flipped, extension names in field metadata",
+                         response="check_schema accepts exactly the modality's schema and refuses every other, "
+                                  "naming the shard")
+def test_schema_guard_accepts_only_the_exact_schema():
+    outcomes = []
+
+    @settings(max_examples=80, deadline=None, derandomize=True)
+    @given(near_schemas())
+    def check(case: tuple[str, pa.Schema]) -> None:
+        modality, schema = case
+        exact = schema.equals(schema_for(modality), check_metadata=True)
+        outcomes.append(exact)
+        try:
+            check_schema(schema, modality, "shard-00042.parquet")
+        except ValueError as exc:
+            assert not exact and "shard-00042.parquet" in str(exc)
+            return
+        assert exact
+
+    check()
+    assert any(outcomes) and not all(outcomes)  # both the exact schema and near misses were tried

@@ -91,7 +91,7 @@ def test_convert_folder_tiles_aerial_files_and_labels_subfolders(tmp_path):
     _cloud(50).tofile(src / "rural" / "tiny.bin")  # under min_points: skipped and reported
 
     report = convert_lidar_folder(src, str(tmp_path / "out"), tile_size=50.0, min_points=256, val_fraction=0.0)
-    assert [p for p, _ in report.bad_files] == [str(src / "rural" / "tiny.bin")]
+    assert [(s.path, s.category) for s in report.skipped] == [(str(src / "rural" / "tiny.bin"), "too_few_points")]
     m = load_manifest(str(tmp_path / "out/train"))
     assert m.classes == ["city", "rural"] and m.num_records == 4 + 2 * 8
     rows = pq.read_table(shard_paths(str(tmp_path / "out/train"))[0]).to_pylist()

@@ -14,11 +14,14 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import torch
 
 from distributed_ssl.data.bad_records import split_good_bad
-from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
+from distributed_ssl.data.manifest import DatasetError, check_shard_schemas, load_manifest, shard_paths
+from distributed_ssl.data.schemas import extension_type_in
+from distributed_ssl.data.shard_reader import checked_table
 from distributed_ssl.util import storage
 
 log = logging.getLogger("distributed_ssl")
@@ -73,6 +76,7 @@ def embed_shards(run_dir: str, shards: str, out: str, actors: int | None = None,
     if manifest.modality != cfg.modality.name:
         raise DatasetError(f"{shards} holds {manifest.modality} records, but the encoder of {run_dir} was "
                            f"trained on {cfg.modality.name}")
+    check_shard_schemas(shards, manifest)  # exact schemas, no extension types; Ray Data refuses pickled columns
     ensure_ray(cfg, min_cpus=(actors or 1) * cpus_per_actor + 1)
     gpus = int(ray.cluster_resources().get("GPU", 0))
     actors = actors or max(gpus, 1)
@@ -106,6 +110,24 @@ def parquet_files(uri: str) -> list[str]:
     return sorted(i.path for i in infos if i.path.endswith(".parquet"))
 
 
+def _read_embedding_file(fs: pafs.FileSystem, path: str) -> pa.Table:
+    """The id and embedding columns of one embedding file, refused if either is not of the type embed writes."""
+    schema = pq.read_schema(path, filesystem=fs)
+    if "id" not in schema.names or "embedding" not in schema.names:
+        raise DatasetError(f"{path}: embedding files need columns id and embedding, got {schema.names}")
+    for name in ("id", "embedding"):
+        extension = extension_type_in(schema.field(name))
+        if extension is not None:
+            raise DatasetError(f"{path}: column {name!r} has the Arrow extension type {extension!r}")
+    embedding = schema.field("embedding").type
+    id_type = schema.field("id").type
+    if not (pa.types.is_string(id_type) or pa.types.is_large_string(id_type)) or not (
+            pa.types.is_fixed_size_list(embedding) and embedding.value_type == pa.float32()):
+        raise DatasetError(f"{path}: expected id: string and embedding: fixed_size_list<float>, got "
+                           f"id: {id_type}, embedding: {embedding}")
+    return checked_table(pq.read_table(path, filesystem=fs, columns=["id", "embedding"]), path)
+
+
 def load_embeddings(uri: str) -> tuple[list[str], torch.Tensor]:
     """(ids, embeddings [N, D]) of an embedding folder, sorted by id so any actor layout reads the same."""
     fs, root = storage.resolve(uri)
@@ -114,10 +136,7 @@ def load_embeddings(uri: str) -> tuple[list[str], torch.Tensor]:
     files = parquet_files(uri)
     if not files:
         raise DatasetError(f"{uri} holds no embedding Parquet files (make them with `dssl data embed`)")
-    table = pa.concat_tables([pq.read_table(f, filesystem=fs) for f in files])
-    if "id" not in table.column_names or "embedding" not in table.column_names:
-        raise DatasetError(f"{uri}: embedding files need columns id and embedding, got {table.column_names}")
-    table = table.sort_by("id")
+    table = pa.concat_tables([_read_embedding_file(fs, f) for f in files]).sort_by("id")
     column = table["embedding"].combine_chunks()
     dim = column.type.list_size
     values = column.flatten().to_numpy(zero_copy_only=False).reshape(-1, dim)

@@ -1,8 +1,9 @@
 """The kept-ids manifest: which records of a shard folder a pruning run kept, read by `data.keep_ids`.
 
 Training filters its Ray Data stream against this list, so a pruned dataset costs one small JSON file instead
-of a second copy of the shards. The manifest records how many records its source held, so a list made for other
-shards fails at load instead of silently training on the wrong subset.
+of a second copy of the shards. The manifest records a fingerprint of its source's shards (sha256 over their
+sorted checksums) and how many records they held, so a list made for other shards fails at load instead of
+silently training on the wrong subset.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.data.manifest import DatasetError, Manifest, manifest_fingerprint
 from distributed_ssl.util import storage
 
 KEPT_IDS_FILE = "kept_ids.json"
@@ -27,6 +28,7 @@ class KeptIds:
     strategy: str
     ids: list[str]
     details: dict[str, Any] = field(default_factory=dict)  # keep fraction, k, threshold, seed, ...
+    source_fingerprint: str = ""  # manifest_fingerprint() of the source; empty in files of older releases
 
     @property
     def num_kept(self) -> int:
@@ -61,14 +63,22 @@ def load_kept_ids(uri: str) -> KeptIds:
         raise DatasetError(f"data.keep_ids={uri}: not a kept-ids manifest ({exc})") from exc
     if not kept.ids:
         raise DatasetError(f"data.keep_ids={uri}: the manifest keeps no records")
+    if not kept.source_fingerprint:
+        raise DatasetError(f"data.keep_ids={uri} records no fingerprint of the shards it was made from (written by "
+                           f"an older release); re-run `dssl data prune` on {kept.source}")
     return kept
 
 
-def check_matches(kept: KeptIds, uri: str, shards_uri: str, num_records: int) -> None:
-    """Fail if the kept ids were made from a shard folder of another size than the one being trained on."""
-    if kept.source_records != num_records:
+def check_matches(kept: KeptIds, uri: str, shards_uri: str, manifest: Manifest) -> None:
+    """Fail unless the kept ids were made from exactly the shards being trained on (same checksums)."""
+    if kept.source_records != manifest.num_records:
         raise DatasetError(f"data.keep_ids={uri} was made from {kept.source} ({kept.source_records} records), "
-                           f"but data.train={shards_uri} holds {num_records} records")
+                           f"but data.train={shards_uri} holds {manifest.num_records} records")
+    found = manifest_fingerprint(manifest)
+    if kept.source_fingerprint != found:
+        raise DatasetError(f"data.keep_ids={uri} was made from other shards than data.train={shards_uri}: "
+                           f"fingerprint {kept.source_fingerprint} recorded, {found} found (same record count, "
+                           f"different shard checksums); re-run `dssl data prune` on {shards_uri}")
 
 
 def keep_rows(table: pa.Table, kept: pa.Array) -> pa.Table:

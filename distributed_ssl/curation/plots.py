@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import io
-
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from distributed_ssl.curation.kept_ids import keep_rows  # noqa: E402
-from distributed_ssl.data.manifest import shard_paths  # noqa: E402
-from distributed_ssl.util import storage  # noqa: E402
+from distributed_ssl.data.image_io import decode_image  # noqa: E402
+from distributed_ssl.data.manifest import load_manifest  # noqa: E402
+from distributed_ssl.data.shard_reader import read_shards  # noqa: E402
 
 
 def plot_score_histogram(scores: torch.Tensor, kept: torch.Tensor, path: str, title: str) -> str:
@@ -36,14 +33,12 @@ def plot_score_histogram(scores: torch.Tensor, kept: torch.Tensor, path: str, ti
 
 
 def _load_images(shards: str, wanted: list[str]) -> dict[str, np.ndarray]:
-    fs, _ = storage.resolve(shards)
     value_set = pa.array(wanted, pa.string())
     images = {}
-    for p in shard_paths(shards):
-        table = keep_rows(pq.read_table(p, columns=["id", "image"], filesystem=fs), value_set)
+    for table in read_shards(shards, load_manifest(shards), ["id", "image"]):
+        table = keep_rows(table, value_set)
         for rid, data in zip(table["id"].to_pylist(), table["image"].to_pylist(), strict=True):
-            with Image.open(io.BytesIO(data)) as img:
-                images[rid] = np.asarray(img.convert("RGB"))
+            images[rid] = decode_image(data, "RGB", where=f"record {rid!r} of {shards}")
     return images
 
 

@@ -20,7 +20,8 @@ from distributed_ssl.curation.kept_ids import KeptIds, keep_rows, write_kept_ids
 from distributed_ssl.curation.kmeans import spherical_kmeans
 from distributed_ssl.curation.semdedup import redundancy_scores, semdedup_keep
 from distributed_ssl.curation.strategies import balanced_keep, num_to_keep, prototype_keep, random_keep
-from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
+from distributed_ssl.data.manifest import DatasetError, load_manifest, manifest_fingerprint
+from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.util import storage
 
@@ -42,9 +43,8 @@ class PruneOptions:
 
 
 def read_ids(shards: str) -> list[str]:
-    """Record ids of a shard folder, in shard order (the id column only)."""
-    fs, _ = storage.resolve(shards)
-    return [i for p in shard_paths(shards) for i in pq.read_table(p, columns=["id"], filesystem=fs)["id"].to_pylist()]
+    """Record ids of a shard folder, in shard order (the id column only, of verified shards)."""
+    return [i for table in read_shards(shards, load_manifest(shards), ["id"]) for i in table["id"].to_pylist()]
 
 
 def align(ids: list[str], emb_ids: list[str], embeddings: torch.Tensor, shards: str, emb_uri: str) -> torch.Tensor:
@@ -86,12 +86,11 @@ def select(opts: PruneOptions, embeddings: torch.Tensor | None, total: int) -> t
 def write_kept_shards(shards: str, kept_ids: list[str], out: str) -> int:
     """Copy the kept records into a new shard folder (for readers that cannot filter by id)."""
     manifest = load_manifest(shards)
-    fs, _ = storage.resolve(shards)
     kept = pa.array(kept_ids, pa.string())
     size = max(s.num_records for s in manifest.shards)
     with ShardWriter(out, manifest.modality, shard_size=size, classes=manifest.classes) as writer:
-        for path in shard_paths(shards, manifest):
-            for row in keep_rows(pq.read_table(path, filesystem=fs), kept).to_pylist():
+        for table in read_shards(shards, manifest):
+            for row in keep_rows(table, kept).to_pylist():
                 writer.add(row)
     return load_manifest(out).num_records
 
@@ -117,7 +116,8 @@ def prune(shards: str, out: str, opts: PruneOptions, embeddings_uri: str | None 
     fs, root = storage.resolve(out)
     fs.create_dir(root, recursive=True)
     write_kept_ids(KeptIds(str(Path(shards).resolve()) if "://" not in shards else shards,
-                           manifest.num_records, opts.strategy, kept_ids, details), out)
+                           manifest.num_records, opts.strategy, kept_ids, details,
+                           source_fingerprint=manifest_fingerprint(manifest)), out)
     table = {"id": pa.array(ids, pa.string()), "kept": pa.array(kept_mask.numpy())}
     table.update({name: pa.array(col.numpy()) for name, col in columns.items()})
     pq.write_table(pa.table(table), storage.join(root, "scores.parquet"), filesystem=fs)

@@ -7,9 +7,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from distributed_ssl.data.audio_io import AudioDecodeError, encode_flac, read_audio_file
-from distributed_ssl.data.convert_image import ConvertReport
-from distributed_ssl.data.labeled_files import find_labeled_files
-from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.data.convert_report import ConvertReport, FileSkipped, SkippedFile, skip_or_fail
+from distributed_ssl.data.labeled_files import DEFAULT_MAX_FILE_MB, check_file_size, find_labeled_files
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.splits import assign_splits
 
@@ -17,27 +16,31 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".ogg"}
 
 
 def convert_audio_folder(src: str | Path, out_uri: str, sample_rate: int = 16000, shard_size: int = 1024,
-                         val_fraction: float = 0.1, on_bad: str = "skip", seed: int = 0) -> ConvertReport:
+                         val_fraction: float = 0.1, on_bad: str = "skip", seed: int = 0,
+                         max_file_mb: float = DEFAULT_MAX_FILE_MB) -> ConvertReport:
     """Write `out/train` (and `out/val`). Every clip is mixed down to mono and resampled to `sample_rate`
-    here, once, so training never pays for resampling; FLAC keeps the samples exact at half the size."""
+    here, once, so training never pays for resampling; FLAC keeps the samples exact at half the size.
+    Files over `max_file_mb` are skipped unread."""
     src = Path(src).expanduser()
-    files, classes, labels = find_labeled_files(src, AUDIO_SUFFIXES)
-    is_val = assign_splits(labels, val_fraction, seed)
+    found = find_labeled_files(src, AUDIO_SUFFIXES)
+    is_val = assign_splits(found.labels, val_fraction, seed)
     splits = ["train", "val"] if val_fraction > 0 else ["train"]
-    writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "audio", shard_size, classes) for s in splits}
-    bad: list[tuple[str, str]] = []
-    for i, path in enumerate(tqdm(files, desc=f"converting {src}", unit="clip")):
+    writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "audio", shard_size, found.classes) for s in splits}
+    skipped: list[SkippedFile] = list(found.outside)
+    for i, path in enumerate(tqdm(found.files, desc=f"converting {src}", unit="clip")):
         try:
+            check_file_size(path, max_file_mb)
             samples = read_audio_file(str(path), sample_rate)
             if len(samples) == 0:
                 raise AudioDecodeError(f"{path}: no samples")
+        except FileSkipped as exc:
+            skip_or_fail(skipped, str(path), exc, exc.category, on_bad)
+            continue
         except AudioDecodeError as exc:
-            if on_bad == "fail":
-                raise DatasetError(f"corrupt audio file {path}: {exc}") from exc
-            bad.append((str(path), str(exc)))
+            skip_or_fail(skipped, str(path), exc, "corrupt", on_bad)
             continue
         writers["val" if is_val[i] else "train"].add(
             {"id": path.relative_to(src).as_posix(), "audio": encode_flac(samples, sample_rate), "format": "flac",
-             "sample_rate": sample_rate, "duration": len(samples) / sample_rate, "label": labels[i],
+             "sample_rate": sample_rate, "duration": len(samples) / sample_rate, "label": found.labels[i],
              "source": str(path)})
-    return ConvertReport({s: w.close() for s, w in writers.items()}, bad)
+    return ConvertReport({s: w.close() for s, w in writers.items()}, skipped)

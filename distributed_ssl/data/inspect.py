@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
-import numpy as np
 import pyarrow.parquet as pq
 
-from distributed_ssl.data.manifest import load_manifest, shard_paths
+from distributed_ssl.data.image_io import decode_image
+from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
+from distributed_ssl.data.schemas import check_schema
+from distributed_ssl.data.shard_reader import read_shard
 from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.util import storage
 
@@ -17,7 +17,12 @@ def describe(uri: str) -> str:
     for name, path in split_dirs(uri).items():
         manifest = load_manifest(path)
         fs, _ = storage.resolve(path)
-        schema = pq.read_schema(shard_paths(path, manifest)[0], filesystem=fs)
+        first = shard_paths(path, manifest)[0]
+        schema = pq.read_schema(first, filesystem=fs)  # a footer only: no value is turned into Python
+        try:
+            check_schema(schema, manifest.modality, first)
+        except ValueError as exc:
+            raise DatasetError(str(exc)) from exc
         lines.append(f"[{name}] {path}")
         lines.append(f"  modality {manifest.modality}, schema v{manifest.schema_version}, "
                      f"{manifest.num_records} records in {len(manifest.shards)} shards "
@@ -40,14 +45,13 @@ def write_preview(uri: str, out_path: str, count: int = 64) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from PIL import Image
-
     path = next(iter(split_dirs(uri).values()))
     manifest = load_manifest(path)
     if manifest.modality != "image":
         raise ValueError(f"preview is available for image shards; {path} holds {manifest.modality}")
     fs, _ = storage.resolve(path)
-    table = pq.read_table(shard_paths(path, manifest)[0], filesystem=fs).slice(0, count)
+    table = read_shard(fs, shard_paths(path, manifest)[0], manifest.shards[0], "image", ["image", "label"])
+    table = table.slice(0, count)
     images, labels = table.column("image").to_pylist(), table.column("label").to_pylist()
     cols = 8
     rows = -(-len(images) // cols)
@@ -55,7 +59,7 @@ def write_preview(uri: str, out_path: str, count: int = 64) -> str:
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, data, label in zip(axes.flat, images, labels, strict=False):
-        img = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+        img = decode_image(data, "RGB", where=f"a record of {path}")
         ax.imshow(img)
         if label is not None:
             name = manifest.classes[label] if label < len(manifest.classes) else str(label)

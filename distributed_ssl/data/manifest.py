@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
@@ -64,7 +65,21 @@ def load_manifest(uri: str) -> Manifest:
                            f"{SCHEMA_VERSION} (convert the source files again with `dssl data convert`)")
     if manifest.num_records == 0:
         raise DatasetError(f"shard folder {uri} holds no records")
+    for shard in manifest.shards:
+        check_shard_name(shard.file, f"{uri}/{MANIFEST_NAME}")
     return manifest
+
+
+def check_shard_name(name: str, where: str) -> None:
+    """A manifest lists file names inside its own folder: a path (`/`, `\\`, `..`) could point readers anywhere."""
+    if not isinstance(name, str) or not name or "/" in name or "\\" in name or ".." in name:
+        raise DatasetError(f"{where} lists shard {name!r}: a shard must be a plain file name in the manifest's "
+                           "folder (no '/', '\\' or '..')")
+
+
+def manifest_fingerprint(manifest: Manifest) -> str:
+    """sha256 over the sorted shard checksums: names the records a folder holds, whatever it is called."""
+    return hashlib.sha256("\n".join(sorted(s.sha256 for s in manifest.shards)).encode()).hexdigest()
 
 
 def shard_paths(uri: str, manifest: Manifest | None = None) -> list[str]:
@@ -75,10 +90,11 @@ def shard_paths(uri: str, manifest: Manifest | None = None) -> list[str]:
 
 
 def check_shard_schemas(uri: str, manifest: Manifest) -> None:
-    """Every shard's own Arrow schema must carry the manifest's modality and this schema version.
+    """Every shard's own Arrow schema must be exactly the manifest's modality's, and its size the recorded one.
 
     Only Parquet footers are read (in parallel, for object stores); a shard copied in from another folder or
-    another release of the converter fails here, before any worker starts, instead of mid-epoch.
+    another release of the converter fails here, before any worker starts, instead of mid-epoch. (The sha256 is
+    checked where a shard's bytes are read on this process, by `shard_reader.read_shard`.)
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -86,11 +102,15 @@ def check_shard_schemas(uri: str, manifest: Manifest) -> None:
 
     fs, _ = storage.resolve(uri)
 
-    def check(path: str) -> None:
+    def check(path: str, info: ShardInfo) -> None:
         try:
             check_schema(pq.read_schema(path, filesystem=fs), manifest.modality, path)
+            size = fs.get_file_info(path).size
         except (ValueError, OSError) as exc:  # ArrowInvalid (not Parquet) is a ValueError
             raise DatasetError(str(exc)) from exc
+        if size != info.bytes:
+            raise DatasetError(f"shard {path} is {size} bytes, but manifest.json records {info.bytes}: the file "
+                               "changed after it was written (convert the source files again)")
 
     with ThreadPoolExecutor(max_workers=16) as pool:
-        list(pool.map(check, shard_paths(uri, manifest)))
+        list(pool.map(check, shard_paths(uri, manifest), manifest.shards))

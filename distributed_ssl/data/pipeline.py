@@ -6,7 +6,6 @@ import functools
 
 import pyarrow as pa
 import pyarrow.fs as pafs
-import pyarrow.parquet as pq
 import ray.data
 
 from distributed_ssl.config.schema import SSLConfig
@@ -14,10 +13,12 @@ from distributed_ssl.curation.kept_ids import KeptIds, check_matches, keep_rows,
 from distributed_ssl.data.manifest import (
     DatasetError,
     Manifest,
+    ShardInfo,
     check_shard_schemas,
     load_manifest,
     shard_paths,
 )
+from distributed_ssl.data.shard_reader import read_shard
 from distributed_ssl.modalities.preprocess import make_views_batch
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
@@ -38,7 +39,7 @@ def kept_ids_for(cfg: SSLConfig, manifest: Manifest) -> KeptIds | None:
     if not cfg.data.keep_ids:
         return None
     kept = load_kept_ids(cfg.data.keep_ids)
-    check_matches(kept, cfg.data.keep_ids, cfg.data.train, manifest.num_records)
+    check_matches(kept, cfg.data.keep_ids, cfg.data.train, manifest)
     return kept
 
 
@@ -52,9 +53,10 @@ def fits_in_object_store_cache(cfg: SSLConfig, manifest: Manifest) -> bool:
     return sum(shard.bytes for shard in manifest.shards) < cfg.data.cache_raw_mb * 1024 * 1024
 
 
-def _read_shard(fs: pafs.FileSystem, path: str, columns: list[str]) -> pa.Table:
-    """One shard with a `path` column, as `read_parquet(include_paths=True)` gives, so bad records name their shard."""
-    table = pq.read_table(path, filesystem=fs, columns=columns)
+def _read_shard(fs: pafs.FileSystem, path: str, info: ShardInfo, modality: str, columns: list[str]) -> pa.Table:
+    """One verified shard (sha256, exact schema, no pickled objects) with a `path` column, as
+    `read_parquet(include_paths=True)` gives, so bad records name their shard."""
+    table = read_shard(fs, path, info, modality, columns)
     return table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
 
 
@@ -69,7 +71,8 @@ def read_train_records(cfg: SSLConfig, manifest: Manifest | None = None) -> ray.
     if fits_in_object_store_cache(cfg, manifest):
         # A small set is read here, once, and handed to Ray as blocks (one per shard): a Ray Data read job
         # would spend far longer starting its tasks than reading, on every run.
-        tables = [_read_shard(fs, path, columns) for path in paths]
+        tables = [_read_shard(fs, path, info, manifest.modality, columns)
+                  for path, info in zip(paths, manifest.shards, strict=True)]
         if kept_array is not None:
             tables = [keep_rows(t, kept=kept_array) for t in tables]
         return ray.data.from_arrow(tables)

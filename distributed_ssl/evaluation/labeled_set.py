@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pyarrow.parquet as pq
 import torch
 
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
-from distributed_ssl.data.schemas import check_schema
+from distributed_ssl.data.manifest import DatasetError, load_manifest
+from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.modalities.registry import get_modality
-from distributed_ssl.util import storage
 
 
 @dataclass
@@ -26,13 +24,9 @@ def load_labeled_split(uri: str, cfg: SSLConfig) -> LabeledSplit:
     manifest = load_manifest(uri)
     if manifest.modality != cfg.modality.name:
         raise DatasetError(f"{uri} holds {manifest.modality} records but modality.name is {cfg.modality.name}")
-    fs, _ = storage.resolve(uri)
     modality = get_modality(cfg.modality.name)
-    tables = []
-    for path in shard_paths(uri, manifest):
-        table = pq.read_table(path, filesystem=fs)
-        check_schema(table.schema, cfg.modality.name, path)
-        tables.append(table)
+    # verified (checksum, exact schema, no pickled objects), and only the columns the decoder and probe use
+    tables = read_shards(uri, manifest, [*modality.record_columns, "label"])
     batch = {name: [] for name in tables[0].column_names}
     for table in tables:
         for name in batch:

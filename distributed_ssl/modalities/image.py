@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data.image_io import ImageDecodeError, decode_image
 from distributed_ssl.modalities.image_augment import light_view, strong_view
 from distributed_ssl.modalities.masking import grid_masks
 from distributed_ssl.modalities.preview_grid import save_view_grid
@@ -25,18 +24,19 @@ class ImageModality:
     record_columns = ["id", "image"]
 
     def decode(self, batch: dict[str, np.ndarray], cfg: SSLConfig) -> torch.Tensor:
-        """Encoded bytes → float [B, C, S, S] in [0, 1], resized to `modality.image_size`."""
+        """Encoded bytes → float [B, C, S, S] in [0, 1], resized to `modality.image_size`.
+
+        Pixels come from `data.image_io.decode_image`, as in the converter: high-bit modes scaled by their bit
+        range, transparency composited on `ALPHA_BACKGROUND`, images over `MAX_IMAGE_PIXELS` refused."""
         size, mode = cfg.modality.image_size, ("RGB" if cfg.modality.channels == 3 else "L")
         out = np.empty((len(batch["image"]), size, size, cfg.modality.channels), dtype=np.uint8)
         for i, data in enumerate(batch["image"]):
+            rid = batch["id"][i] if "id" in batch else i
             try:
-                with Image.open(io.BytesIO(data)) as img:
-                    img = img.convert(mode)
-                    if img.size != (size, size):
-                        img = img.resize((size, size), Image.Resampling.BILINEAR)
-                    out[i] = np.asarray(img).reshape(size, size, -1)
-            except Exception as exc:  # PIL raises many types for corrupt data
-                rid = batch["id"][i] if "id" in batch else i
+                out[i] = decode_image(data, mode, where=f"record {rid!r}", size=size)
+            except ImageDecodeError as exc:  # its message names the record already
+                raise RecordDecodeError(str(exc)) from exc
+            except Exception as exc:  # e.g. a TypeError for a value that is not bytes
                 raise RecordDecodeError(f"record {rid!r}: cannot decode image: {exc}") from exc
         return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
 
