@@ -20,6 +20,9 @@ EPILOG = """examples:
   dssl eval runs/a --data data/digits
 """
 
+CONFIG_ARGS_HELP = ("a YAML config (e.g. jobs/configs/image_simclr.yaml), then dotted key=value overrides; "
+                    "options may stand before, between or after them")
+
 
 def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
     """`[CONFIG] key=value ...` → (config path or None, overrides)."""
@@ -212,8 +215,11 @@ def cmd_models(ns: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dssl", description="Self-supervised pretraining on Ray Train + DeepSpeed.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from distributed_ssl.cli_parsing import IntermixedArgumentParser, accept_verbose_everywhere
+
+    # sub-parsers inherit the class: every command takes its options before or after its positionals
+    p = IntermixedArgumentParser(prog="dssl", description="Self-supervised pretraining on Ray Train + DeepSpeed.",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -281,12 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
     cfg = sub.add_parser("config", help="show the resolved configuration")
     csub = cfg.add_subparsers(dest="config_command", required=True)
     show = csub.add_parser("show", help="print CONFIG with key=value overrides applied")
-    show.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    show.add_argument("args", nargs="*", default=[], metavar="CONFIG [key=value ...]", help=CONFIG_ARGS_HELP)
     show.set_defaults(fn=cmd_config_show)
 
     t = sub.add_parser("train", help="pretrain an encoder", epilog="overrides: dotted keys such as train.epochs=5 "
                        "deepspeed.zero_stage=3 scaling.num_workers=2 run.dir=runs/a tracking.uri=http://host:5000")
-    t.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    t.add_argument("args", nargs="*", default=[], metavar="CONFIG [key=value ...]", help=CONFIG_ARGS_HELP)
     t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="delete an existing run in run.dir first")
     t.set_defaults(fn=cmd_train)
@@ -297,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "      mask.ratio: choice([0.6, 0.75, 0.9])\n    num_samples: 8\n    scheduler: asha\n"
                         "writes RUN_DIR/best_config.yaml, trials.csv, objective_vs_params.png, learning_curves.png",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tn.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    tn.add_argument("args", nargs="*", default=[], metavar="CONFIG [key=value ...]", help=CONFIG_ARGS_HELP)
     tn.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep; completed trials are kept")
     tn.add_argument("--overwrite", action="store_true", help="delete an existing sweep in run.dir first")
     tn.set_defaults(fn=cmd_tune)
@@ -320,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     from distributed_ssl.cli_ops import add_ops_commands
 
     add_ops_commands(sub)  # submit, jobs, retrain
+    accept_verbose_everywhere(p)
     return p
 
 
