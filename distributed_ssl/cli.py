@@ -204,13 +204,9 @@ def cmd_sync(ns: argparse.Namespace) -> int:
 
 
 def cmd_models(ns: argparse.Namespace) -> int:
-    from distributed_ssl.methods.registry import method_names
-    from distributed_ssl.models.registry import VIT_FLAVOURS
+    from distributed_ssl.methods.catalog import format_catalog
 
-    print("encoders (model.encoder):")
-    for name, (dim, depth, heads) in VIT_FLAVOURS.items():
-        print(f"  {name:10s} width {dim:4d}, depth {depth:2d}, heads {heads:2d}")
-    print("methods (method.name): " + ", ".join(method_names()))
+    print(format_catalog())
     return 0
 
 
@@ -314,7 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="also write the result as JSON here")
     e.set_defaults(fn=cmd_eval)
 
-    m = sub.add_parser("models", help="list encoders and methods")
+    m = sub.add_parser("models", help="list every encoder flavour (with its parameter count), method and modality",
+                       description="Each encoder is built once on the CPU to count its parameters (a few seconds "
+                       "for vit_base).")
     m.set_defaults(fn=cmd_models)
 
     sy = sub.add_parser("sync", help="send tracking records kept while MLflow was unreachable "
