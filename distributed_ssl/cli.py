@@ -248,8 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--on-bad", choices=["skip", "fail"], default="skip",
                    help="corrupt files: skip and report them (default), or stop")
     c.set_defaults(fn=cmd_data_convert)
-    i = dsub.add_parser("inspect", help="counts, schema, label histogram and a preview PNG")
-    i.add_argument("path")
+    i = dsub.add_parser("inspect", help="counts, schema, label histogram and a preview PNG",
+                        description="Print what a shard folder holds and draw its first records: images with "
+                        "labels; log-mel spectrograms with labels (audio); top and side views coloured by height "
+                        "(LiDAR).")
+    i.add_argument("path", help="a shard folder or URI, or a parent of train/ and val/")
     i.add_argument("--preview", help="where to write the preview PNG (default NAME_preview.png here)")
     i.set_defaults(fn=cmd_data_inspect)
     em = dsub.add_parser("embed", help="embed every record with a trained encoder (Ray Data actor pool)")
