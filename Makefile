@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,tune,audio,lidar]"
+	$(BIN)/python -m pip install -q -e ".[dev,tune,audio,lidar,export]"
 	touch $@
 
 install: $(BIN)/.installed

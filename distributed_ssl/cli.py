@@ -18,6 +18,7 @@ EPILOG = """examples:
   dssl train jobs/configs/image_simclr.yaml data.train=data/photos/train run.dir=runs/a
   dssl train --resume runs/a
   dssl eval runs/a --data data/digits
+  dssl export runs/a --format onnx --out runs/a/encoder.onnx
 """
 
 CONFIG_ARGS_HELP = ("a YAML config (e.g. jobs/configs/image_simclr.yaml), then dotted key=value overrides; "
@@ -184,6 +185,26 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(ns: argparse.Namespace) -> int:
+    from distributed_ssl.export.encoder_export import ExportError, ExportMismatchError, export_run
+
+    try:
+        report = export_run(ns.run_dir, ns.format, ns.out, records=ns.records, tolerance=ns.tolerance)
+    except (ExportError, ExportMismatchError) as exc:  # a bad request; an exported model of the wrong shape
+        raise SystemExit(f"error: {exc}") from exc
+    shape = "×".join(str(n) for n in report.input_shape)
+    print(f"wrote {report.path} ({report.format}: {report.encoder}, inputs {shape} → embeddings "
+          f"batch×{report.embedding_dim})")
+    print(f"architecture: {report.architecture_path}")
+    print(f"checked on {report.records} records of {report.checked_on}: max abs difference "
+          f"{report.max_abs_diff:.3g} (tolerance {report.tolerance:g})")
+    if not report.ok:
+        print(f"error: the exported encoder differs from the torch encoder by {report.max_abs_diff:.3g} > "
+              f"{report.tolerance:g}; do not deploy {report.path}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_sync(ns: argparse.Namespace) -> int:
     from distributed_ssl.launch.run_state import RunState
     from distributed_ssl.tracking.mlflow_tracking import RunLogger
@@ -317,6 +338,28 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Each encoder is built once on the CPU to count its parameters (a few seconds "
                        "for vit_base).")
     m.set_defaults(fn=cmd_models)
+
+    ex = sub.add_parser("export", help="write a finished run's encoder as ONNX, safetensors or TorchScript, "
+                        "checked against torch", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Export the embed path of RUN_DIR's encoder (model-ready inputs [B, ...] → "
+                        "embeddings [B, D]) and\ncheck it: the exported file is run through its own runtime on real "
+                        "records of the\nrun's data.eval (else data.train), preprocessed as `dssl eval` does, and "
+                        "compared with\nthe torch encoder. Exit status 1 when the largest difference exceeds "
+                        "--tolerance.",
+                        epilog="writes FILE and FILE.json (encoder name, flavour dims, build arguments, input shape, "
+                        "the modality\nand model config sections); the same JSON is also stored inside the file.\n\n"
+                        "examples:\n  dssl export runs/a --format onnx --out model/encoder.onnx\n"
+                        "  dssl export runs/a --format safetensors   # runs/a/encoder.safetensors + .json")
+    ex.add_argument("run_dir", help="a finished `dssl train` run (encoder.pt + config.yaml)")
+    ex.add_argument("--format", required=True, choices=["onnx", "safetensors", "torchscript"],
+                    help="onnx: onnxruntime and friends; safetensors: weights only, rebuilt from FILE.json; "
+                    "torchscript: torch.jit.load, no dssl code needed")
+    ex.add_argument("--out", metavar="FILE", help="output file (default RUN_DIR/encoder.onnx, "
+                    "encoder.safetensors or encoder.torchscript.pt)")
+    ex.add_argument("--records", type=int, default=8, help="records the check embeds (default 8, at least 2)")
+    ex.add_argument("--tolerance", type=float, default=1e-4,
+                    help="largest allowed absolute difference of any embedding value (default 1e-4, fp32)")
+    ex.set_defaults(fn=cmd_export)
 
     sy = sub.add_parser("sync", help="send tracking records kept while MLflow was unreachable "
                         "(RUN_DIR/mlflow_buffer.jsonl) to the run's MLflow")

@@ -10,24 +10,14 @@ from distributed_ssl.cli import main
 from distributed_ssl.data.inspect import PREVIEW_COUNTS, write_preview
 from distributed_ssl.data.preview_audio import clip_log_mel
 from distributed_ssl.data.preview_lidar import cloud_points
+from tests.small_sample_sets import write_small_sample_sets
 
 
 @pytest.fixture(scope="module")
 def sample_sets(tmp_path_factory) -> dict[str, str]:
-    """Small built-in sample sets of each modality: 10 words × 3 voices, 5 scene types × 3 sweeps, the digits."""
-    from distributed_ssl.data.sample_audio import write_spoken_words
-    from distributed_ssl.data.sample_image import write_digits
-    from distributed_ssl.data.sample_lidar import write_lidar_scenes
-
-    root = tmp_path_factory.mktemp("samples")
-    write_digits(str(root / "digits"), shard_size=400)
-    write_spoken_words(str(root / "words"), per_word=3, val_fraction=0.34, shard_size=64)
-    write_lidar_scenes(str(root / "scenes"), per_class=3, val_fraction=0.34, shard_size=64)
-    return {"image": str(root / "digits"), "audio": str(root / "words"), "lidar": str(root / "scenes")}
+    return write_small_sample_sets(tmp_path_factory.mktemp("samples"))
 
 
-# (width, height) at 100 dpi: image 8×8 cells of 1.2×1.3 in; audio 3 rows of 4 spectrograms of
-# 2.6×1.9 in (12 of 20 training clips shown); lidar 4 clouds of 3.4×4.4 in
 # fraction of strongly coloured pixels: none for grey digits, most of a spectrogram page, the points of a scatter
 MIN_COLOURFUL = {"image": 0.0, "audio": 0.15, "lidar": 0.02}
 MAX_COLOURFUL = {"image": 0.01, "audio": 1.0, "lidar": 0.5}
