@@ -239,7 +239,19 @@ def build_parser() -> argparse.ArgumentParser:
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_run_commands(sub)
+    _add_export_command(sub)
 
+    from distributed_ssl.cli_ops import add_ops_commands
+
+    add_ops_commands(sub)  # submit, jobs, retrain
+    accept_verbose_everywhere(p)
+    return p
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """dssl data sample | convert | inspect | embed | prune."""
     data = sub.add_parser("data", help="make, convert and inspect shard folders")
     dsub = data.add_subparsers(dest="data_command", required=True)
     s = dsub.add_parser("sample", help="write a built-in labeled sample set as train/ and val/ shards")
@@ -304,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--write-shards", action="store_true", help="also write OUT/shards with only the kept records")
     pr.set_defaults(fn=cmd_data_prune)
 
+
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    """dssl config show, train, tune, eval, models, sync."""
     cfg = sub.add_parser("config", help="show the resolved configuration")
     csub = cfg.add_subparsers(dest="config_command", required=True)
     show = csub.add_parser("show", help="print CONFIG with key=value overrides applied")
@@ -339,6 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
                        "for vit_base).")
     m.set_defaults(fn=cmd_models)
 
+    sy = sub.add_parser("sync", help="send tracking records kept while MLflow was unreachable "
+                        "(RUN_DIR/mlflow_buffer.jsonl) to the run's MLflow")
+    sy.add_argument("run_dir")
+    sy.add_argument("--retries", type=int, default=2, help="retries per record before giving up (default 2)")
+    sy.set_defaults(fn=cmd_sync)
+
+
+def _add_export_command(sub: argparse._SubParsersAction) -> None:
     ex = sub.add_parser("export", help="write a finished run's encoder as ONNX, safetensors or TorchScript, "
                         "checked against torch", formatter_class=argparse.RawDescriptionHelpFormatter,
                         description="Export the embed path of RUN_DIR's encoder (model-ready inputs [B, ...] → "
@@ -360,18 +383,6 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--tolerance", type=float, default=1e-4,
                     help="largest allowed absolute difference of any embedding value (default 1e-4, fp32)")
     ex.set_defaults(fn=cmd_export)
-
-    sy = sub.add_parser("sync", help="send tracking records kept while MLflow was unreachable "
-                        "(RUN_DIR/mlflow_buffer.jsonl) to the run's MLflow")
-    sy.add_argument("run_dir")
-    sy.add_argument("--retries", type=int, default=2, help="retries per record before giving up (default 2)")
-    sy.set_defaults(fn=cmd_sync)
-
-    from distributed_ssl.cli_ops import add_ops_commands
-
-    add_ops_commands(sub)  # submit, jobs, retrain
-    accept_verbose_everywhere(p)
-    return p
 
 
 def main(argv: list[str] | None = None) -> int:
