@@ -3,7 +3,9 @@ model. Run dirs are made without Ray: a saved config plus the encoder.pt of a ra
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +139,19 @@ def test_bad_arguments_name_the_problem(runs, tmp_path, capsys):
     assert f"{tmp_path} is not a finished run" in capsys.readouterr().err
 
 
+@contextlib.contextmanager
+def tracking_uri(uri: str) -> Iterator[None]:
+    """`mlflow.pyfunc.load_model("runs:/...")` resolves runs in the global tracking URI; restore it afterwards."""
+    import mlflow
+
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
 def test_mlflow_model_predicts_the_torch_embeddings(runs, tmp_path):
     import mlflow
     from mlflow.tracking import MlflowClient
@@ -155,8 +170,8 @@ def test_mlflow_model_predicts_the_torch_embeddings(runs, tmp_path):
         inputs, expected = torch_reference(run)
         model_uri = log_encoder_model(run_id, uri, encoder, inputs[:2], artifact_path=f"encoder_{modality}")
         assert model_uri == f"runs:/{run_id}/encoder_{modality}"
-        mlflow.set_tracking_uri(uri)
-        model = mlflow.pyfunc.load_model(model_uri)
+        with tracking_uri(uri):
+            model = mlflow.pyfunc.load_model(model_uri)
         signature = model.metadata.signature
         assert signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, *INPUT_SHAPE[modality])
         assert signature.outputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, EMBEDDING_DIM)

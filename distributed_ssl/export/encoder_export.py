@@ -86,6 +86,8 @@ def export_run(run_dir: str | Path, fmt: str, out: str | Path | None = None, rec
     path.parent.mkdir(parents=True, exist_ok=True)
     model = cpu_embedding_model(encoder)
     batch = example_inputs(cfg, records)
+    if len(batch.inputs) < 2:
+        raise ExportError(f"{batch.source} holds {len(batch.inputs)} record; the check needs at least 2")
     arch = encoder_architecture(cfg, model.encoder, source=str(run_dir))
     arch["file"], arch["export_format"] = path.name, fmt
     write(model, batch.inputs[:2], path, arch)  # traced on 2 records, checked on all: the batch axis is free
