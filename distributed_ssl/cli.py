@@ -18,7 +18,11 @@ EPILOG = """examples:
   dssl train jobs/configs/image_simclr.yaml data.train=data/photos/train run.dir=runs/a
   dssl train --resume runs/a
   dssl eval runs/a --data data/digits
+  dssl export runs/a --format onnx --out runs/a/encoder.onnx
 """
+
+CONFIG_ARGS_HELP = ("a YAML config (e.g. jobs/configs/image_simclr.yaml), then dotted key=value overrides; "
+                    "options may stand before, between or after them")
 
 
 def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
@@ -184,6 +188,26 @@ def cmd_eval(ns: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(ns: argparse.Namespace) -> int:
+    from distributed_ssl.export.encoder_export import ExportError, ExportMismatchError, export_run
+
+    try:
+        report = export_run(ns.run_dir, ns.format, ns.out, records=ns.records, tolerance=ns.tolerance)
+    except (ExportError, ExportMismatchError) as exc:  # a bad request; an exported model of the wrong shape
+        raise SystemExit(f"error: {exc}") from exc
+    shape = "×".join(str(n) for n in report.input_shape)
+    print(f"wrote {report.path} ({report.format}: {report.encoder}, inputs {shape} → embeddings "
+          f"batch×{report.embedding_dim})")
+    print(f"architecture: {report.architecture_path}")
+    print(f"checked on {report.records} records of {report.checked_on}: max abs difference "
+          f"{report.max_abs_diff:.3g} (tolerance {report.tolerance:g})")
+    if not report.ok:
+        print(f"error: the exported encoder differs from the torch encoder by {report.max_abs_diff:.3g} > "
+              f"{report.tolerance:g}; do not deploy {report.path}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_sync(ns: argparse.Namespace) -> int:
     from distributed_ssl.launch.run_state import RunState
     from distributed_ssl.tracking.mlflow_tracking import RunLogger
@@ -206,22 +230,33 @@ def cmd_sync(ns: argparse.Namespace) -> int:
 
 
 def cmd_models(ns: argparse.Namespace) -> int:
-    from distributed_ssl.methods.registry import method_names
-    from distributed_ssl.models.registry import VIT_FLAVOURS
+    from distributed_ssl.methods.catalog import format_catalog
 
-    print("encoders (model.encoder):")
-    for name, (dim, depth, heads) in VIT_FLAVOURS.items():
-        print(f"  {name:10s} width {dim:4d}, depth {depth:2d}, heads {heads:2d}")
-    print("methods (method.name): " + ", ".join(method_names()))
+    print(format_catalog())
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="dssl", description="Self-supervised pretraining on Ray Train + DeepSpeed.",
-                                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    from distributed_ssl.cli_parsing import IntermixedArgumentParser, accept_verbose_everywhere
+
+    # sub-parsers inherit the class: every command takes its options before or after its positionals
+    p = IntermixedArgumentParser(prog="dssl", description="Self-supervised pretraining on Ray Train + DeepSpeed.",
+                                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", required=True)
+    _add_data_commands(sub)
+    _add_run_commands(sub)
+    _add_export_command(sub)
 
+    from distributed_ssl.cli_ops import add_ops_commands
+
+    add_ops_commands(sub)  # submit, jobs, retrain
+    accept_verbose_everywhere(p)
+    return p
+
+
+def _add_data_commands(sub: argparse._SubParsersAction) -> None:
+    """dssl data sample | convert | inspect | embed | prune."""
     data = sub.add_parser("data", help="make, convert and inspect shard folders")
     dsub = data.add_subparsers(dest="data_command", required=True)
     s = dsub.add_parser("sample", help="write a built-in labeled sample set as train/ and val/ shards")
@@ -255,8 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--on-bad", choices=["skip", "fail"], default="skip",
                    help="corrupt files: skip and report them (default), or stop")
     c.set_defaults(fn=cmd_data_convert)
-    i = dsub.add_parser("inspect", help="counts, schema, label histogram and a preview PNG")
-    i.add_argument("path")
+    i = dsub.add_parser("inspect", help="counts, schema, label histogram and a preview PNG",
+                        description="Print what a shard folder holds and draw its first records: images with "
+                        "labels; log-mel spectrograms with labels (audio); top and side views coloured by height "
+                        "(LiDAR).")
+    i.add_argument("path", help="a shard folder or URI, or a parent of train/ and val/")
     i.add_argument("--preview", help="where to write the preview PNG (default NAME_preview.png here)")
     i.set_defaults(fn=cmd_data_inspect)
     em = dsub.add_parser("embed", help="embed every record with a trained encoder (Ray Data actor pool)")
@@ -287,15 +325,18 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--write-shards", action="store_true", help="also write OUT/shards with only the kept records")
     pr.set_defaults(fn=cmd_data_prune)
 
+
+def _add_run_commands(sub: argparse._SubParsersAction) -> None:
+    """dssl config show, train, tune, eval, models, sync."""
     cfg = sub.add_parser("config", help="show the resolved configuration")
     csub = cfg.add_subparsers(dest="config_command", required=True)
     show = csub.add_parser("show", help="print CONFIG with key=value overrides applied")
-    show.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    show.add_argument("args", nargs="*", default=[], metavar="CONFIG [key=value ...]", help=CONFIG_ARGS_HELP)
     show.set_defaults(fn=cmd_config_show)
 
     t = sub.add_parser("train", help="pretrain an encoder", epilog="overrides: dotted keys such as train.epochs=5 "
                        "deepspeed.zero_stage=3 scaling.num_workers=2 run.dir=runs/a tracking.uri=http://host:5000")
-    t.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    t.add_argument("args", nargs="*", default=[], metavar="CONFIG [key=value ...]", help=CONFIG_ARGS_HELP)
     t.add_argument("--resume", metavar="RUN_DIR", help="continue RUN_DIR from its last checkpoint")
     t.add_argument("--overwrite", action="store_true", help="delete an existing run in run.dir first")
     t.set_defaults(fn=cmd_train)
@@ -306,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "      mask.ratio: choice([0.6, 0.75, 0.9])\n    num_samples: 8\n    scheduler: asha\n"
                         "writes RUN_DIR/best_config.yaml, trials.csv, objective_vs_params.png, learning_curves.png",
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    tn.add_argument("args", nargs="*", metavar="CONFIG [key=value ...]")
+    tn.add_argument("args", nargs="*", default=[], metavar="CONFIG [key=value ...]", help=CONFIG_ARGS_HELP)
     tn.add_argument("--resume", metavar="SWEEP_DIR", help="finish an interrupted sweep; completed trials are kept")
     tn.add_argument("--overwrite", action="store_true", help="delete an existing sweep in run.dir first")
     tn.set_defaults(fn=cmd_tune)
@@ -317,7 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", help="also write the result as JSON here")
     e.set_defaults(fn=cmd_eval)
 
-    m = sub.add_parser("models", help="list encoders and methods")
+    m = sub.add_parser("models", help="list every encoder flavour (with its parameter count), method and modality",
+                       description="Each encoder is built once on the CPU to count its parameters (a few seconds "
+                       "for vit_base).")
     m.set_defaults(fn=cmd_models)
 
     sy = sub.add_parser("sync", help="send tracking records kept while MLflow was unreachable "
@@ -326,10 +369,29 @@ def build_parser() -> argparse.ArgumentParser:
     sy.add_argument("--retries", type=int, default=2, help="retries per record before giving up (default 2)")
     sy.set_defaults(fn=cmd_sync)
 
-    from distributed_ssl.cli_ops import add_ops_commands
 
-    add_ops_commands(sub)  # submit, jobs, retrain
-    return p
+def _add_export_command(sub: argparse._SubParsersAction) -> None:
+    ex = sub.add_parser("export", help="write a finished run's encoder as ONNX, safetensors or TorchScript, "
+                        "checked against torch", formatter_class=argparse.RawDescriptionHelpFormatter,
+                        description="Export the embed path of RUN_DIR's encoder (model-ready inputs [B, ...] → "
+                        "embeddings [B, D]) and\ncheck it: the exported file is run through its own runtime on real "
+                        "records of the\nrun's data.eval (else data.train), preprocessed as `dssl eval` does, and "
+                        "compared with\nthe torch encoder. Exit status 1 when the largest difference exceeds "
+                        "--tolerance.",
+                        epilog="writes FILE and FILE.json (encoder name, flavour dims, build arguments, input shape, "
+                        "the modality\nand model config sections); the same JSON is also stored inside the file.\n\n"
+                        "examples:\n  dssl export runs/a --format onnx --out model/encoder.onnx\n"
+                        "  dssl export runs/a --format safetensors   # runs/a/encoder.safetensors + .json")
+    ex.add_argument("run_dir", help="a finished `dssl train` run (encoder.pt + config.yaml)")
+    ex.add_argument("--format", required=True, choices=["onnx", "safetensors", "torchscript"],
+                    help="onnx: onnxruntime and friends; safetensors: weights only, rebuilt from FILE.json; "
+                    "torchscript: torch.jit.load, no dssl code needed")
+    ex.add_argument("--out", metavar="FILE", help="output file (default RUN_DIR/encoder.onnx, "
+                    "encoder.safetensors or encoder.torchscript.pt)")
+    ex.add_argument("--records", type=int, default=8, help="records the check embeds (default 8, at least 2)")
+    ex.add_argument("--tolerance", type=float, default=1e-4,
+                    help="largest allowed absolute difference of any embedding value (default 1e-4, fp32)")
+    ex.set_defaults(fn=cmd_export)
 
 
 def use_ray_token_auth() -> None:

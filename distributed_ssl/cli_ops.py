@@ -129,7 +129,8 @@ def add_ops_commands(sub: argparse._SubParsersAction) -> None:
                        description="Validate CONFIG locally, then submit it as a Ray job.", epilog=SUBMIT_EPILOG,
                        formatter_class=fmt)
     s.add_argument("config", help="YAML config (e.g. jobs/configs/image_simclr.yaml)")
-    s.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=5")
+    s.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="dotted overrides, e.g. train.epochs=5 (options may also follow them)")
     s.add_argument("--tune", action="store_true", help="submit `dssl tune` (a sweep) instead of `dssl train`")
     _address_arg(s)
     s.add_argument("--submission-id", help="job id to use (default dssl-train|tune-DATE-TIME-RANDOM); it also "
@@ -156,7 +157,8 @@ def add_ops_commands(sub: argparse._SubParsersAction) -> None:
                        description="Retrain on new shards and promote the result only if it is not worse than "
                                    "the production (alias) encoder.", epilog=RETRAIN_EPILOG, formatter_class=fmt)
     r.add_argument("config", help="YAML config (e.g. jobs/configs/image_simclr.yaml)")
-    r.add_argument("overrides", nargs="*", metavar="key=value", help="dotted overrides, e.g. train.epochs=5")
+    r.add_argument("overrides", nargs="*", default=[], metavar="key=value",
+                   help="dotted overrides, e.g. train.epochs=5 (options may also follow them)")
     r.add_argument("--every", metavar="PERIOD", help="keep running a pass every PERIOD (30m, 6h, 1d), start to "
                                                      "start, in the foreground")
     r.add_argument("--max-passes", type=int, help="with --every: stop after this many passes")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pyarrow.parquet as pq
 
-from distributed_ssl.data.image_io import decode_image
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.data.schemas import check_schema
 from distributed_ssl.data.shard_reader import read_shard
@@ -39,32 +38,23 @@ def describe(uri: str) -> str:
     return "\n".join(lines)
 
 
-def write_preview(uri: str, out_path: str, count: int = 64) -> str:
-    """A grid of the first `count` images of the first split, with their labels."""
-    import matplotlib
+# records shown per preview: as many as stay legible on one page
+PREVIEW_COUNTS = {"image": 64, "audio": 12, "lidar": 4}
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def write_preview(uri: str, out_path: str, count: int | None = None) -> str:
+    """A PNG of the first `count` records of the first split: images with labels, log-mel spectrograms with
+    labels (audio), top and side views coloured by height (LiDAR)."""
+    from distributed_ssl.data.preview_audio import write_audio_preview
+    from distributed_ssl.data.preview_image import write_image_preview
+    from distributed_ssl.data.preview_lidar import write_lidar_preview
+
+    writers = {"image": write_image_preview, "audio": write_audio_preview, "lidar": write_lidar_preview}
     path = next(iter(split_dirs(uri).values()))
     manifest = load_manifest(path)
-    if manifest.modality != "image":
-        raise ValueError(f"preview is available for image shards; {path} holds {manifest.modality}")
+    if manifest.modality not in writers:
+        raise ValueError(f"no preview for modality {manifest.modality!r} of {path}; known: {', '.join(writers)}")
     fs, _ = storage.resolve(path)
-    table = read_shard(fs, shard_paths(path, manifest)[0], manifest.shards[0], "image", ["image", "label"])
-    table = table.slice(0, count)
-    images, labels = table.column("image").to_pylist(), table.column("label").to_pylist()
-    cols = 8
-    rows = -(-len(images) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.2, rows * 1.3), squeeze=False)
-    for ax in axes.flat:
-        ax.set_axis_off()
-    for ax, data, label in zip(axes.flat, images, labels, strict=False):
-        img = decode_image(data, "RGB", where=f"a record of {path}")
-        ax.imshow(img)
-        if label is not None:
-            name = manifest.classes[label] if label < len(manifest.classes) else str(label)
-            ax.set_title(name, fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_path, dpi=100)
-    plt.close(fig)
-    return out_path
+    table = read_shard(fs, shard_paths(path, manifest)[0], manifest.shards[0], manifest.modality)
+    table = table.slice(0, count or PREVIEW_COUNTS[manifest.modality])
+    return writers[manifest.modality](table, manifest.classes, out_path)
