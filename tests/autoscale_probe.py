@@ -9,6 +9,7 @@ may already hold.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -44,7 +45,8 @@ def run_small_sweep(address: str, sweep_dir: Path, digits: Path) -> None:
                  "run.ray_address": address, "scaling.num_workers": 1, "train.batch_size": 32, "train.epochs": 1,
                  "train.max_steps": 3, "run.max_failures": 0, "eval.batch_size": 512, "tune.search": "grid",
                  "tune.scheduler": "none", "tune.num_samples": 1, "tune.space": {"optim.lr": "grid([0.001, 0.003])"},
-                 "tracking.uri": f"sqlite:///{sweep_dir / 'mlflow.db'}"}
+                 # an autoscaling cluster refuses a store on one disk: the test's MLflow server
+                 "tracking.uri": os.environ["DSSL_TEST_TRACKING_URI"]}
     cfg = load_config(ROOT / "jobs" / "configs" / "sweep_image_simclr.yaml", overrides)
     report = run_sweep(cfg)
     print(json.dumps({"trials": report["trials"]}))

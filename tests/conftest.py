@@ -45,6 +45,7 @@ def tiny_overrides(digits: Path, run_dir: Path, **extra) -> list[str]:
         "data.train": str(digits / "train"), "data.eval": str(digits), "run.dir": str(run_dir),
         "model.encoder": "vit_debug", "train.batch_size": 32, "train.epochs": 2, "train.log_every": 2,
         "train.checkpoint_every": 10, "run.max_failures": 0, "eval.batch_size": 512,
+        "tracking.log_model": False,  # ~15 s of export each; tests/test_train_e2e.py covers it once
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]

@@ -32,7 +32,7 @@ def test_fake_cluster_config_is_valid_and_worker_only_resource():
 
 
 @pytest.mark.slow
-def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, digits):
+def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, digits, mlflow_server):
     config = yaml.safe_load(FAKE_CONFIG.read_text())
     config["provider"]["gcs_address"] = f"127.0.0.1:{PORT}"
     path = tmp_path / "autoscaling.yaml"
@@ -42,7 +42,7 @@ def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, 
     head = start_head(PORT, num_cpus=0, log_dir=tmp_path, autoscaling_config=path,
                       env={"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"})
     # `ray start --head` turned token auth on; a driver given an explicit address must opt in to send the token.
-    env = {**os.environ, "RAY_AUTH_MODE": "token"}
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "DSSL_TEST_TRACKING_URI": mlflow_server.uri}
     env.pop("RAY_ADDRESS", None)
     try:
         proc = subprocess.run([sys.executable, "-m", "tests.autoscale_probe", head.gcs_address, "2", "120",

@@ -1,5 +1,7 @@
 """Corrupt records are counted and skipped, never trained on, and too many stop the pipeline with a clear error."""
 
+from pathlib import Path
+
 import pytest
 import ray
 
@@ -34,3 +36,46 @@ def test_too_many_bad_records_stop_the_job(ray_cluster, digits_with_bad):
     ds, _ = _dataset(digits_with_bad, 0.001, "fail")  # limit: 1 bad record of 1441
     with pytest.raises(Exception, match="max_bad_fraction"):
         ds.count()
+
+
+@pytest.mark.reliability(failure="undecodable records in data.eval (the labeled probe set)",
+                         response="decoded once on the driver before any worker starts: skipped and counted within "
+                                  "data.max_bad_fraction, else exit 2 naming a record; Ray never starts")
+def test_corrupt_eval_records_are_skipped_or_fail_before_any_worker(digits, digits_with_bad, tmp_path, capsys,
+                                                                     monkeypatch):
+    from distributed_ssl.cli import main
+    from distributed_ssl.evaluation.labeled_set import load_labeled
+    from tests.conftest import tiny_overrides
+
+    cfg = load_config(None, [f"data.eval={digits_with_bad}", "data.max_bad_fraction=0.01"])
+    split = load_labeled(str(digits_with_bad), cfg)["all"]
+    assert split.skipped == 3 and len(split.labels) == load_manifest(str(digits_with_bad)).num_records - 3
+
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("Ray must not start for a corrupt eval set"))
+    args = tiny_overrides(digits, tmp_path / "run", **{"data.eval": str(digits_with_bad),
+                                                       "data.max_bad_fraction": 0.0})
+    recipe = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "image_simclr.yaml"
+    assert main(["train", str(recipe), *args]) == 2
+    err = capsys.readouterr().err
+    assert "cannot be decoded" in err and "corrupt-" in err and str(digits_with_bad) in err
+
+
+@pytest.mark.slow
+@pytest.mark.reliability(failure="more undecodable training records than data.max_bad_fraction allows, with "
+                                 "run.max_failures=2",
+                         response="a DatasetError (exit 2) naming the limit; the error is recorded in the run dir "
+                                  "and the restarted worker group stops at once instead of training into it again")
+def test_bad_record_limit_is_not_retried_as_a_crash(ray_cluster, digits, digits_with_bad, tmp_path):
+    from distributed_ssl.data.manifest import DatasetError
+    from distributed_ssl.engine.data_errors import FATAL_FILE
+    from distributed_ssl.launch.trainer import run_training
+    from tests.conftest import tiny_overrides
+
+    run_dir = tmp_path / "run"
+    cfg = load_config(None, tiny_overrides(digits, run_dir, **{
+        "data.train": str(digits_with_bad), "data.max_bad_fraction": 0.001, "run.max_failures": 2,
+        "train.max_steps": 20}))
+    with pytest.raises(DatasetError, match="max_bad_fraction"):
+        run_training(cfg)
+    assert (run_dir / FATAL_FILE).is_file()
+    assert not list((run_dir / "train").glob("checkpoint_*")), "it trained on after the error"

@@ -56,7 +56,19 @@ def test_nodes_install_this_package(cluster):
     gpu_setup = " ".join(cluster["available_node_types"]["gpu_worker"]["worker_setup_commands"])
     assert "distributed_ssl" in gpu_setup and "whl/cu" in gpu_setup
     assert cluster["file_mounts"]["~/distributed_ssl"] == "."
-    assert {".venv", "data", "runs"} <= set(cluster["rsync_exclude"])
+    # Anchored at the checkout root: an unanchored `data` would also drop the distributed_ssl/data package.
+    assert {"/.venv", "/data", "/runs"} <= set(cluster["rsync_exclude"])
+    assert not {"data", "runs", ".venv"} & set(cluster["rsync_exclude"])
+
+
+def test_every_node_image_installs_the_extras_the_recipes_use(cluster):
+    """audio (soundfile), lidar (laspy) and tune (optuna): the same set as `make demo` installs."""
+    extras = "distributed_ssl[audio,lidar,tune]"
+    assert extras in " ".join(cluster["setup_commands"])
+    assert extras in " ".join(cluster["available_node_types"]["gpu_worker"]["worker_setup_commands"])
+    assert extras in (ROOT / "jobs" / "kuberay" / "Dockerfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    assert all(extra in makefile for extra in ("audio", "lidar", "tune"))
 
 
 def test_dashboard_stays_on_loopback(cluster):

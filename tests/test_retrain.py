@@ -141,7 +141,7 @@ def test_retrain_passes_promote_skip_reject_and_lock(ray_cluster, digits, tmp_pa
 
     # Pass 3: a new shard → warm start from version 1, promoted within tolerance.
     _publish(digits / "train", incoming, 3)
-    third = retrain_pass.run_pass(cfg())
+    third = retrain_pass.run_pass(cfg("tracking.log_model=true"))  # this version carries an MLflow model
     assert (third.status, third.version, third.champion_version) == ("promoted", 2, 1), third
 
     # A pass that crashes mid-training leaves the champion where it was.
@@ -166,6 +166,17 @@ def test_retrain_passes_promote_skip_reject_and_lock(ray_cluster, digits, tmp_pa
     versions = {int(v.version): v for v in client.search_model_versions(f"name='{name}'")}
     assert sorted(versions) == [1, 2, 3]
     assert int(client.get_model_version_by_alias(name, "champion").version) == 2
+    # The champion is an MLflow model: `models:/NAME@champion` loads and embeds (width of vit_debug).
+    import mlflow.pyfunc
+    import numpy as np
+
+    mlflow.set_tracking_uri(retrain_pass.retrain_paths(cfg()).tracking_uri)
+    embeddings = mlflow.pyfunc.load_model(f"models:/{name}@champion").predict(
+        np.random.default_rng(0).normal(size=(3, 3, 32, 32)).astype(np.float32))
+    from distributed_ssl.models.registry import VIT_FLAVOURS
+
+    assert np.asarray(embeddings).shape == (3, VIT_FLAVOURS["vit_debug"][0])
+    assert np.isfinite(np.asarray(embeddings)).all()
     history = read_records(root / "history.jsonl")
     assert [r["status"] for r in history] == ["promoted", "skipped", "promoted", "failed", "rejected"]
     for record in history:

@@ -270,6 +270,8 @@ class TrackingConfig(_Section):
                          "RUN_DIR/mlflow_buffer/ (delivered later, or by `dssl sync RUN_DIR`).")
     retry_wait_s: float = Field(0.5, ge=0, description="Wait before the first retry; doubles after each one.")
     request_timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one MLflow request (tracking server).")
+    log_model: bool = Field(True, description="Also log the trained encoder as an MLflow model (pytorch flavour, "
+                            "signature and input example) beside encoder.pt; takes a few seconds at the end of a run.")
 
 
 class EvalConfig(_Section):

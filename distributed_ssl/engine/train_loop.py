@@ -19,16 +19,17 @@ import torch
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
+from distributed_ssl.engine.data_errors import deterministic_cause, read_fatal, record_fatal
 from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
+from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
 from distributed_ssl.engine.probe_logging import collapse_warning, log_probe
 from distributed_ssl.engine.schedules import warmup_cosine
 from distributed_ssl.engine.warm_start import load_encoder_weights
-from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.evaluation.probe_suite import probe_encoder
 from distributed_ssl.methods.ema_teacher import ema_teachers
-from distributed_ssl.methods.registry import build_method
+from distributed_ssl.methods.registry import build_encoder_for, build_method
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, logger_retry_kwargs
 from distributed_ssl.util.run_dir import ENCODER_FILE, RunDir
@@ -63,7 +64,25 @@ def full_encoder_state(engine: Any, zero_stage: int) -> dict[str, torch.Tensor] 
 
 
 def train_worker(config: dict[str, Any]) -> None:
-    """Entry point of every Ray Train worker; `config` is built by `launch.trainer`."""
+    """Entry point of every Ray Train worker; `config` is built by `launch.trainer`.
+
+    A deterministic data error (see engine/data_errors.py) is recorded in the run dir before it is raised, and a
+    worker group restarted after one ends at once instead of training into the same error again.
+    """
+    run_dir = RunDir(config["run_dir"])
+    if read_fatal(run_dir) is not None:
+        ray.train.report({"fatal_data_error": True})
+        return
+    try:
+        _train(config)
+    except Exception as exc:
+        cause = deterministic_cause(exc)
+        if cause is not None:
+            record_fatal(run_dir, cause)
+        raise
+
+
+def _train(config: dict[str, Any]) -> None:
     import deepspeed
 
     cfg = SSLConfig.model_validate(config["cfg"])
@@ -80,7 +99,8 @@ def train_worker(config: dict[str, Any]) -> None:
                        **logger_retry_kwargs(cfg)) if rank == 0 else None
 
     method = build_method(cfg).to(device)
-    eval_splits = load_labeled(cfg.data.eval, cfg) if cfg.data.eval else None
+    # decoded once by the driver (bad records counted there, before any worker started), shared via the object store
+    eval_splits = ray.get(config["eval_splits"]) if config.get("eval_splits") is not None else None
     knn_random = baseline = None
     if eval_splits is not None:
         # The untrained weights are the random-init baseline: same architecture, same probes.
@@ -131,6 +151,7 @@ def train_worker(config: dict[str, Any]) -> None:
     knn = meta.get("knn_top1")
     probe = dict(meta.get("probe") or {})  # linear probe and collapse metrics of the last eval epoch
     samples_seen, train_time = 0, 0.0
+    meter, warned_wait = InputWaitMeter(), False
     last_loss = float("nan")
     preview_done = checkpoint is not None
     for epoch in range(start_epoch, cfg.train.epochs):
@@ -143,7 +164,9 @@ def train_worker(config: dict[str, Any]) -> None:
         batches = shard.iter_torch_batches(batch_size=cfg.train.batch_size, drop_last=True,
                                            local_shuffle_buffer_size=(cfg.data.local_shuffle_buffer
                                                                       if cfg.data.shuffle == "local" else None))
+        meter.waiting()
         for batch in batches:
+            meter.arrived()
             if micro_in_epoch >= steps_per_epoch * accum or global_step >= total_steps:
                 break
             if not preview_done and rank == 0 and logger:
@@ -159,11 +182,13 @@ def train_worker(config: dict[str, Any]) -> None:
             engine.backward(out["loss"])
             engine.step()
             train_time += time.perf_counter() - t0
+            meter.computed()
             micro_in_epoch += 1
             samples_seen += cfg.train.batch_size
             for k, v in out.items():
                 window.setdefault(k, []).append(float(v.detach().float()))
             if micro_in_epoch % accum:
+                meter.waiting()
                 continue
             global_step += 1
             method.on_step_end(global_step)
@@ -171,6 +196,7 @@ def train_worker(config: dict[str, Any]) -> None:
                 elapsed = time.perf_counter() - t_window
                 values = {k: float(np.mean(v)) for k, v in window.items()}
                 values["samples_per_s"] = len(window["loss"]) * cfg.train.batch_size / max(elapsed, 1e-9)
+                values["input_wait_fraction"] = meter.window_fraction()
                 values = all_reduce_mean(values)
                 values["samples_per_s"] *= world
                 values["lr"] = lr
@@ -178,19 +204,29 @@ def train_worker(config: dict[str, Any]) -> None:
                 last_loss = values["loss"]
                 if logger:
                     logger.metrics(values, global_step)
-                    log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s", global_step, total_steps,
-                             values["loss"], lr, values["samples_per_s"])
+                    log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s, input wait %.0f%%", global_step,
+                             total_steps, values["loss"], lr, values["samples_per_s"],
+                             100 * values["input_wait_fraction"])
+                    late = global_step > 2 * cfg.train.log_every  # past the pipeline's start-up
+                    if values["input_wait_fraction"] > WARN_ABOVE and late and not warned_wait:
+                        log.warning("input wait %.0f%% of the last window: %s", 100 * values["input_wait_fraction"],
+                                    ADVICE)
+                        warned_wait = True
                 window, t_window = {}, time.perf_counter()
             if global_step % cfg.train.checkpoint_every == 0 and global_step < total_steps:
                 meta.update(global_step=global_step, epoch=epoch, micro_in_epoch=micro_in_epoch, knn_top1=knn,
                             probe=probe)
                 report({"global_step": global_step, "loss": last_loss, "epoch": epoch}, with_checkpoint=True)
+            meter.waiting()
+        meter.epoch_ended()
         skip_micro = 0
         epoch_done = epoch + 1
         if eval_splits is not None and (epoch_done % cfg.train.eval_every_epochs == 0
                                         or epoch_done == cfg.train.epochs or global_step >= total_steps):
             engine.eval()
+            t_eval = time.perf_counter()
             result = probe_encoder(engine.module.embed, eval_splits, cfg.eval, device, dtype)
+            meter.evaluated(time.perf_counter() - t_eval)
             engine.train()
             knn = result.knn_top1
             probe = {**result.metrics(), "collapse_warning": collapse_warning(result, epoch_done)}
@@ -203,9 +239,12 @@ def train_worker(config: dict[str, Any]) -> None:
                    with_checkpoint=bool(config.get("checkpoint_every_epoch")))
 
     state = full_encoder_state(engine, cfg.deepspeed.zero_stage)
-    throughput = all_reduce_mean({"sps": samples_seen / max(train_time, 1e-9)})["sps"] * world
+    timing = all_reduce_mean({"sps": samples_seen / max(train_time, 1e-9), "input_wait_fraction": meter.run_fraction(),
+                              "eval_seconds": meter.eval_seconds, "epoch_gap_seconds": meter.mean_epoch_gap()})
+    throughput = timing.pop("sps") * world
     final = {"global_step": global_step, "epoch": int(meta["epoch"]), "loss": last_loss, "knn_top1": knn,
              "knn_top1_random_init": knn_random, "samples_per_s": throughput, "finished": True, "epoch_end": True,
+             **timing,
              "linear_top1_random_init": baseline.linear_top1 if baseline else None, **probe}
     if rank == 0 and state is not None:
         run_dir = RunDir(config["run_dir"])
@@ -213,12 +252,33 @@ def train_worker(config: dict[str, Any]) -> None:
         if logger:
             with run_dir.local_file(ENCODER_FILE) as path:
                 logger.artifact(path)
+            if cfg.tracking.log_model:
+                _log_encoder_model(cfg, state, eval_splits, config["tracking_uri"], config["mlflow_run_id"])
             linear = ({"linear_top1_final": probe["linear_top1"], "linear_top1_random_init": baseline.linear_top1}
                       if baseline is not None and "linear_top1" in probe else {})  # absent: resumed pre-probe run
-            logger.metrics({"knn_top1_final": knn, "knn_top1_random_init": knn_random,
-                            "train_samples_per_s": throughput, **linear}
-                           if knn is not None else {"train_samples_per_s": throughput}, global_step)
+            run_metrics = {"train_samples_per_s": throughput, **{f"run_{k}": v for k, v in timing.items()}}
+            logger.metrics({"knn_top1_final": knn, "knn_top1_random_init": knn_random, **run_metrics, **linear}
+                           if knn is not None else run_metrics, global_step)
     report(final, with_checkpoint=True)
+
+
+def _log_encoder_model(cfg: SSLConfig, state: dict[str, torch.Tensor], eval_splits: dict | None, tracking_uri: str,
+                       run_id: str) -> None:
+    """The trained encoder as an MLflow model (inputs → embeddings, signature, input example from the eval set),
+    so `mlflow.pyfunc.load_model("runs:/RUN/encoder_model")` embeds without this package's training code."""
+    from distributed_ssl.export.example_inputs import example_inputs
+    from distributed_ssl.export.mlflow_model import log_encoder_model
+
+    try:
+        encoder = build_encoder_for(cfg)
+        encoder.load_state_dict(state)
+        if eval_splits:
+            example = next(iter(eval_splits.values())).inputs[:8]
+        else:
+            example = example_inputs(cfg).inputs
+        log_encoder_model(run_id, tracking_uri, encoder.eval(), example)
+    except Exception as exc:  # the encoder.pt artifact is already logged; the model is a convenience on top
+        log.warning("could not log the encoder as an MLflow model: %s", str(exc).splitlines()[0][:300])
 
 
 def _log_preview(batch: dict[str, torch.Tensor], cfg: SSLConfig, logger: RunLogger, run_dir: RunDir) -> None:

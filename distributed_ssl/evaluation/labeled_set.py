@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import torch
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data.bad_records import split_good_bad
 from distributed_ssl.data.manifest import DatasetError, load_manifest
 from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.splits import split_dirs
+from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.registry import get_modality
+
+log = logging.getLogger("distributed_ssl.eval")
 
 
 @dataclass
@@ -18,6 +23,25 @@ class LabeledSplit:
     inputs: torch.Tensor  # model-ready, normalised
     labels: torch.Tensor  # int64 [N]
     num_classes: int
+    skipped: int = 0  # undecodable records left out (data.max_bad_fraction)
+
+
+def _drop_bad_records(batch: dict[str, list], decode, uri: str, max_bad_fraction: float) -> dict[str, list]:
+    """The batch without its undecodable records, or DatasetError when more fail than the config allows.
+
+    The same rule as for training records: counted and skipped up to data.max_bad_fraction, else the run fails
+    at once naming a record, before any worker starts (a corrupt eval record would crash every worker, and
+    Ray would retry the whole run as if it were a crash).
+    """
+    good, bad = split_good_bad(decode, batch)
+    total = len(good) + len(bad)
+    limit = int(max_bad_fraction * total)
+    first = f"record {bad[0]['id']}: {bad[0]['reason']}"
+    if len(bad) > limit:
+        raise DatasetError(f"data.eval={uri}: {len(bad)} of {total} records cannot be decoded, more than "
+                           f"data.max_bad_fraction={max_bad_fraction} allows ({limit}); first: {first}")
+    log.warning("data.eval=%s: skipped %d undecodable records of %d (first: %s)", uri, len(bad), total, first)
+    return {name: [values[i] for i in good] for name, values in batch.items()}
 
 
 def load_labeled_split(uri: str, cfg: SSLConfig) -> LabeledSplit:
@@ -33,10 +57,15 @@ def load_labeled_split(uri: str, cfg: SSLConfig) -> LabeledSplit:
             batch[name].extend(table.column(name).to_pylist())
     if any(label is None for label in batch["label"]):
         raise DatasetError(f"eval set {uri} has records without labels (data.eval must be labeled)")
-    raw = modality.decode(batch, cfg)
+    total = len(batch["label"])
+    try:
+        raw = modality.decode(batch, cfg)
+    except RecordDecodeError:
+        batch = _drop_bad_records(batch, lambda b: modality.decode(b, cfg), uri, cfg.data.max_bad_fraction)
+        raw = modality.decode(batch, cfg)
     labels = torch.tensor(batch["label"], dtype=torch.long)
     num_classes = max(len(manifest.classes), int(labels.max()) + 1)
-    return LabeledSplit(modality.eval_inputs(raw, cfg), labels, num_classes)
+    return LabeledSplit(modality.eval_inputs(raw, cfg), labels, num_classes, skipped=total - len(labels))
 
 
 def load_labeled(uri: str, cfg: SSLConfig) -> dict[str, LabeledSplit]:

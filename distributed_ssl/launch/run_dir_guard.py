@@ -34,26 +34,41 @@ def holds_run(run_dir: RunDir, contents: tuple[str, ...] = (RAY_RUN_NAME, RUN_ST
     return run_dir.exists(MARKER) or any(run_dir.exists(name) for name in contents)
 
 
+def _real(location: str) -> str:
+    """A comparable form: symlinks resolved for local paths, URIs as given."""
+    location = storage.normalize(location).rstrip("/")
+    return location if storage.is_uri(location) else os.path.realpath(location)
+
+
 def _is_same_or_parent(folder: str, other: str | None) -> bool:
     if not other:
         return False
-    return storage.normalize(other).rstrip("/").startswith(folder.rstrip("/") + "/") or \
-        storage.normalize(other).rstrip("/") == folder.rstrip("/")
+    folder, other = _real(folder), _real(other)
+    return other == folder or other.startswith(folder + "/")
+
+
+def refuse_data_folder(run_dir: RunDir, protected: list[str | None]) -> None:
+    """A run never writes into a shard folder, nor into a folder that holds the run's own data: its `train/`
+    checkpoints would land among the shards, and a later `--overwrite` would take the data with them."""
+    reason = None
+    if run_dir.exists(MANIFEST_NAME):
+        reason = f"it holds a {MANIFEST_NAME}: it is a shard folder"
+    else:
+        data = [p for p in protected if _is_same_or_parent(run_dir.uri, p)]
+        if data:
+            reason = f"it holds this run's data ({data[0]})"
+    if reason:
+        raise ConfigError(f"run.dir={run_dir.uri} cannot hold a run: {reason}. Choose another run.dir")
 
 
 def refuse_unsafe_delete(run_dir: RunDir, protected: list[str | None]) -> None:
     """Raise ConfigError unless `run_dir` is a folder dssl created as a run and may delete."""
+    refuse_data_folder(run_dir, protected)
     reason = None
     if run_dir.is_local:
-        here = run_dir.path.rstrip("/") or "/"
-        if here in ("/", str(Path.home()), os.getcwd()):
+        here = os.path.realpath(run_dir.path)
+        if here in ("/", os.path.realpath(Path.home()), os.path.realpath(os.getcwd())):
             reason = "it is the file system root, the home directory or the working directory"
-    if reason is None and run_dir.exists(MANIFEST_NAME):
-        reason = f"it holds a {MANIFEST_NAME}: it is a shard folder"
-    if reason is None:
-        data = [p for p in protected if _is_same_or_parent(run_dir.uri, p)]
-        if data:
-            reason = f"it holds this run's data ({data[0]})"
     if reason is None and not run_dir.exists(MARKER):
         reason = (f"it has no {MARKER} marker, so dssl did not create it as a run (runs of earlier versions lack "
                   "it too: delete such a folder yourself)")
@@ -64,6 +79,7 @@ def refuse_unsafe_delete(run_dir: RunDir, protected: list[str | None]) -> None:
 def check_run_dir(run_dir: RunDir, resume: bool, overwrite: bool, protected: list[str | None],
                   kind: str = "run", contents: tuple[str, ...] = (RAY_RUN_NAME, RUN_STATE)) -> bool:
     """Raise ConfigError unless `run_dir` fits resume/overwrite (writes nothing); returns whether it holds one."""
+    refuse_data_folder(run_dir, protected)
     exists = holds_run(run_dir, contents)
     if exists and not resume:
         if not overwrite:

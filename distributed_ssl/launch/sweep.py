@@ -117,9 +117,9 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
         check_writable(sweep_dir.uri)
     concurrency = _concurrency(cfg)
     # Logical CPUs for a local Ray: every concurrent trial's workers, data tasks and driver, plus slack.
-    ensure_ray(cfg, min_cpus=(concurrency or 1) * _per_trial_cpus(cfg) + 2)
-    check_cluster(cfg, sweep_dir, tracking_uri)
     with locked(sweep_dir):
+        ensure_ray(cfg, min_cpus=(concurrency or 1) * _per_trial_cpus(cfg) + 2)
+        check_cluster(cfg, sweep_dir, tracking_uri)
         prepare_run_dir(sweep_dir, resume, overwrite, protected_paths(cfg), kind="sweep", contents=contents)
         return _sweep(cfg, sweep_dir, tracking_uri, param_space, concurrency, resume)
 

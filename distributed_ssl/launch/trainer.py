@@ -18,7 +18,9 @@ from distributed_ssl.data.manifest import DatasetError, Manifest
 from distributed_ssl.data.pipeline import build_train_dataset, open_train_manifest, train_record_count
 from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.engine.checkpointing import remove_torn_checkpoints
+from distributed_ssl.engine.data_errors import FATAL_FILE, deterministic_cause, read_fatal
 from distributed_ssl.engine.train_loop import train_worker
+from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.launch.cluster_checks import (
     check_tracking_store,
     check_writable,
@@ -131,21 +133,22 @@ def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
     cfg = absolute_paths(cfg)
     manifest = validate_inputs(cfg)
     plan = plan_steps(cfg, manifest)
+    eval_splits = load_labeled(cfg.data.eval, cfg) if cfg.data.eval else None  # bad records fail or skip here
     run_dir = RunDir(cfg.run.dir)
     check_run_dir(run_dir, resume, overwrite, protected_paths(cfg))
     tracking_uri = tracking_uri_for(cfg.tracking.uri, run_dir.uri)
     if not run_dir.is_local:
         check_writable(run_dir.uri)
-    ensure_ray(cfg)
-    if cluster_checks:
-        check_cluster(cfg, run_dir, tracking_uri)
-    with locked(run_dir):
+    with locked(run_dir):  # before Ray starts: a second run into a live run dir is turned away at once
+        ensure_ray(cfg)
+        if cluster_checks:
+            check_cluster(cfg, run_dir, tracking_uri)
         prepare_run_dir(run_dir, resume, overwrite, protected_paths(cfg))
         if resume and run_dir.is_local:  # on object storage a torn copy is never registered, and stays unused
             for torn in remove_torn_checkpoints(run_dir.child_uri(ray_run_name)):
                 log.warning("removed %s: a checkpoint copy cut off by a crash (never registered)", torn)
         return _train(cfg, run_dir, manifest, plan, tracking_uri, resume, extra_tags, callbacks, init_checkpoint,
-                      ray_run_name, checkpoint_every_epoch)
+                      ray_run_name, checkpoint_every_epoch, eval_splits)
 
 
 def _open_tracking(cfg: SSLConfig, run_dir: RunDir, tracking_uri: str, resume: bool,
@@ -163,7 +166,7 @@ def _open_tracking(cfg: SSLConfig, run_dir: RunDir, tracking_uri: str, resume: b
 
 def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int, int], tracking_uri: str,
            resume: bool, extra_tags: dict[str, str] | None, callbacks: list | None, init_checkpoint: str | None,
-           ray_run_name: str, checkpoint_every_epoch: bool) -> dict[str, Any]:
+           ray_run_name: str, checkpoint_every_epoch: bool, eval_splits: Any) -> dict[str, Any]:
     steps_per_epoch, total_steps = plan
     save_config(cfg, run_dir.child_uri(CONFIG_FILE))
     state = _open_tracking(cfg, run_dir, tracking_uri, resume, extra_tags)
@@ -178,7 +181,8 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
         train_loop_config={"cfg": cfg.model_dump(mode="json"), "steps_per_epoch": steps_per_epoch,
                            "total_steps": total_steps, "tracking_uri": state.tracking_uri,
                            "mlflow_run_id": state.mlflow_run_id, "run_dir": run_dir.uri,
-                           "init_checkpoint": init_checkpoint, "checkpoint_every_epoch": checkpoint_every_epoch},
+                           "init_checkpoint": init_checkpoint, "checkpoint_every_epoch": checkpoint_every_epoch,
+                           "eval_splits": ray.put(eval_splits) if eval_splits is not None else None},
         scaling_config=ray.train.ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
                                                resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
         run_config=ray.train.RunConfig(
@@ -188,12 +192,20 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
             callbacks=callbacks or []),
         datasets={"train": dataset},
     )
+    run_dir.delete(FATAL_FILE)  # one left by an earlier attempt, whose data may have been fixed since
     started = time.time()
     try:
         result = trainer.fit()
-    except BaseException:
+    except BaseException as exc:
         logger.finish("FAILED")
+        fatal = read_fatal(run_dir)
+        if fatal is not None or deterministic_cause(exc) is not None:
+            raise DatasetError(fatal or str(deterministic_cause(exc))) from None
         raise
+    fatal = read_fatal(run_dir)
+    if fatal is not None:  # the restarted group stopped at once: not retried
+        logger.finish("FAILED")
+        raise DatasetError(f"{fatal} (deterministic: not retried)")
     bad = ray.get(ledger.report.remote())
     if bad:
         run_dir.write_text("bad_records.jsonl", "".join(json.dumps(item) + "\n" for item in bad))
@@ -221,6 +233,8 @@ def _summary(cfg: SSLConfig, result: Any, manifest: Manifest, state: RunState, r
         "linear_top1": metrics.get("linear_top1"), "linear_top1_random_init": metrics.get("linear_top1_random_init"),
         **collapse_summary(metrics),
         "samples_per_s": metrics.get("samples_per_s"), "final_loss": metrics.get("loss"),
+        "input_wait_fraction": metrics.get("input_wait_fraction"), "eval_seconds": metrics.get("eval_seconds"),
+        "epoch_gap_seconds": metrics.get("epoch_gap_seconds"),
         "wall_time_s": round(wall_time_s, 1), "num_workers": cfg.scaling.num_workers,
         "zero_stage": cfg.deepspeed.zero_stage, "precision": cfg.deepspeed.precision,
         "train_records": train_record_count(cfg, manifest),

@@ -19,6 +19,7 @@ from distributed_ssl.retrain.data_fingerprint import DataSnapshot
 TAG = "dssl."  # prefix of every tag this module writes
 DATA_ARTIFACT = "data_manifest.json"
 ENCODER_ARTIFACT = "encoder.pt"
+MODEL_ARTIFACT = "encoder_model"  # see export/mlflow_model.py
 PENDING = "pending"
 
 
@@ -85,8 +86,9 @@ class EncoderRegistry:
         import mlflow.artifacts
 
         dst_dir.mkdir(parents=True, exist_ok=True)
-        return Path(mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=str(dst_dir),
-                                                        tracking_uri=self.tracking_uri))
+        run_uri = self.client.get_run(version.run_id).info.artifact_uri
+        return Path(mlflow.artifacts.download_artifacts(artifact_uri=f"{run_uri}/{ENCODER_ARTIFACT}",
+                                                        dst_path=str(dst_dir), tracking_uri=self.tracking_uri))
 
     def register(self, run_id: str, metric_value: float, data: DataSnapshot, new_shards: list[str],
                  extra_tags: dict[str, str]) -> VersionInfo:
@@ -97,7 +99,11 @@ class EncoderRegistry:
                 TAG + "data_records": str(data.num_records), TAG + "data_shards": str(len(data.shards)),
                 TAG + "new_shards": str(len(new_shards)), TAG + "decision": PENDING,
                 **{TAG + k: v for k, v in extra_tags.items()}}
-        mv = self.client.create_model_version(self.name, source=f"{run.info.artifact_uri}/{ENCODER_ARTIFACT}",
+        # The MLflow model when the run logged one (`models:/NAME@champion` then loads and embeds), else encoder.pt;
+        # warm starts always read the run's encoder.pt (download_encoder).
+        logged = {a.path for a in self.client.list_artifacts(run_id)}
+        artifact = MODEL_ARTIFACT if MODEL_ARTIFACT in logged else ENCODER_ARTIFACT
+        mv = self.client.create_model_version(self.name, source=f"{run.info.artifact_uri}/{artifact}",
                                               run_id=run_id, tags=tags,
                                               description=f"{self.metric}={metric_value:.4f} on {data.num_records} "
                                                           f"records ({data.fingerprint})")

@@ -48,7 +48,7 @@ class OutageBuffer:
         stem = f"{time.time_ns():020d}-{socket.gethostname()}-{os.getpid()}-{next(_counter):06d}"
         if "artifact" in record:
             source = Path(record["artifact"])
-            copy = f"{BUFFER_DIR}/{stem}.{source.name}"
+            copy = f"{BUFFER_DIR}/{stem}.{source.name}.artifact"  # never `.json`: not taken for a record
             self.run_dir.upload(source, copy)
             record = {**record, "artifact_copy": copy, "artifact_name": source.name}
         self.run_dir.write_text(f"{BUFFER_DIR}/{stem}.json", json.dumps(record))

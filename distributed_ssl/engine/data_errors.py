@@ -1,0 +1,41 @@
+"""Deterministic data errors: a retry reads the same bytes and fails the same way, so none is retried.
+
+Ray Train's FailureConfig restarts the worker group after any worker error, which is right for a crashed node and
+wrong for a bad record: the run would fail `run.max_failures + 1` times over, each after a restart and a restore.
+Ray offers no per-error policy, so a worker that meets such an error records it in the run dir before raising;
+a restarted worker that finds the record ends at once, and the driver turns it into a `DatasetError` (exit 2).
+"""
+
+from __future__ import annotations
+
+from distributed_ssl.data.bad_records import BadDataError
+from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.util.run_dir import RunDir
+
+FATAL_FILE = "fatal_data_error.json"
+DETERMINISTIC = (BadDataError, DatasetError, RecordDecodeError)
+
+
+def deterministic_cause(exc: BaseException) -> BaseException | None:
+    """The deterministic data error behind `exc` (Ray wraps task errors; causes are chained), else None."""
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, DETERMINISTIC):
+            return current
+        todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    return None
+
+
+def record_fatal(run_dir: RunDir, exc: BaseException) -> None:
+    run_dir.write_json(FATAL_FILE, {"error": f"{type(exc).__name__}: {str(exc).strip()[:2000]}"})
+
+
+def read_fatal(run_dir: RunDir) -> str | None:
+    """The recorded error's text, or None."""
+    return run_dir.read_json(FATAL_FILE)["error"] if run_dir.exists(FATAL_FILE) else None
