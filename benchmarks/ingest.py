@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from distributed_ssl.config import load_config
 from distributed_ssl.data.manifest import shard_paths
-from distributed_ssl.data.pipeline import build_train_dataset
 from distributed_ssl.methods.registry import view_spec_for
 from distributed_ssl.modalities.preprocess import make_views_batch
+from distributed_ssl.modalities.train_dataset import build_train_dataset
 from distributed_ssl.util import storage
 
 

@@ -84,7 +84,7 @@ def cmd_data_convert(ns: argparse.Namespace) -> int:
 
 
 def cmd_data_inspect(ns: argparse.Namespace) -> int:
-    from distributed_ssl.data.inspect import describe, write_preview
+    from distributed_ssl.preview.inspect import describe, write_preview
 
     print(describe(ns.path))
     preview = ns.preview or str(Path(ns.path.rstrip("/")).name + "_preview.png")
@@ -174,6 +174,9 @@ def cmd_tune(ns: argparse.Namespace) -> int:
         if key in report:
             print(f"{key}: {report[key]}")
     print(report.get("best_config", report["sweep_dir"]))
+    if report["trials"] and report["errors"] == report["trials"]:
+        print(f"error: every trial failed; see the errors in {report['sweep_dir']}/trials.csv", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,8 +8,8 @@ import ray
 from distributed_ssl.config import load_config
 from distributed_ssl.data.bad_records import create_ledger, ledger_name
 from distributed_ssl.data.manifest import load_manifest
-from distributed_ssl.data.pipeline import build_train_dataset
 from distributed_ssl.methods.registry import view_spec_for
+from distributed_ssl.modalities.train_dataset import build_train_dataset
 
 
 def _dataset(path, fraction, run_id):

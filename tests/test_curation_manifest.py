@@ -9,8 +9,8 @@ import torch
 
 from distributed_ssl.cli import main
 from distributed_ssl.config import load_config
-from distributed_ssl.curation.kept_ids import load_kept_ids
 from distributed_ssl.curation.prune import read_ids
+from distributed_ssl.data.kept_ids import load_kept_ids
 from distributed_ssl.data.manifest import DatasetError, load_manifest
 from distributed_ssl.launch.trainer import plan_steps
 
@@ -105,7 +105,7 @@ def _image_folder(root, shade: int) -> str:
                                   "an old file says to re-run `dssl data prune`")
 def test_kept_ids_from_other_shards_of_the_same_size_are_refused(tmp_path):
     from distributed_ssl.data.manifest import manifest_fingerprint
-    from distributed_ssl.data.pipeline import kept_ids_for
+    from distributed_ssl.data.train_records import kept_ids_for
 
     ours, theirs = _image_folder(tmp_path / "ours", 0), _image_folder(tmp_path / "theirs", 100)
     assert main(["data", "prune", theirs, str(tmp_path / "pruned"), "--strategy", "random", "--keep", "0.5"]) == 0

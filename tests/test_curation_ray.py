@@ -7,10 +7,11 @@ from distributed_ssl.cli import main
 from distributed_ssl.config import load_config
 from distributed_ssl.config.loader import save_config
 from distributed_ssl.curation.embed import embed_shards, load_embeddings
-from distributed_ssl.curation.kept_ids import load_kept_ids
 from distributed_ssl.curation.prune import read_ids
-from distributed_ssl.data.pipeline import build_train_dataset, read_train_records
+from distributed_ssl.data.kept_ids import load_kept_ids
+from distributed_ssl.data.train_records import read_train_records
 from distributed_ssl.methods.registry import build_encoder_for, view_spec_for
+from distributed_ssl.modalities.train_dataset import build_train_dataset
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +54,7 @@ def test_training_input_holds_exactly_the_kept_ids(ray_cluster, digits, tmp_path
     assert main(["data", "prune", train, str(tmp_path), "--strategy", "random", "--keep", "0.3"]) == 0
     kept = set(load_kept_ids(str(tmp_path)).ids)
     cfg = load_config(None, [f"data.train={train}", f"data.keep_ids={tmp_path}"])
-    seen = read_train_records(cfg).take_all()
+    seen = read_train_records(cfg, ["id", "image"]).take_all()
     ids = [row["id"] for row in seen]
     assert len(ids) == len(kept) == round(0.3 * 1438) and set(ids) == kept
     assert build_train_dataset(cfg, view_spec_for(cfg)).count() == len(kept)  # views of kept records only

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from distributed_ssl.cli import main
-from distributed_ssl.data.inspect import PREVIEW_COUNTS, write_preview
-from distributed_ssl.data.preview_audio import clip_log_mel
-from distributed_ssl.data.preview_lidar import cloud_points
+from distributed_ssl.preview.inspect import PREVIEW_COUNTS, write_preview
+from distributed_ssl.preview.preview_audio import clip_log_mel
+from distributed_ssl.preview.preview_lidar import cloud_points
 from tests.small_sample_sets import write_small_sample_sets
 
 

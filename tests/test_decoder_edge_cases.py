@@ -15,10 +15,10 @@ from PIL import Image
 from distributed_ssl.config import load_config
 from distributed_ssl.data.audio_io import AudioDecodeError, read_audio_bytes
 from distributed_ssl.data.manifest import MANIFEST_NAME, DatasetError, load_manifest, shard_paths
-from distributed_ssl.data.pipeline import open_train_manifest
 from distributed_ssl.data.point_io import PointCloudError, read_point_cloud
 from distributed_ssl.data.schemas import VERSION_KEY
 from distributed_ssl.data.shard_writer import ShardWriter
+from distributed_ssl.data.train_records import open_train_manifest
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.registry import get_modality
 

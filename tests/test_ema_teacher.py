@@ -12,9 +12,9 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
-from distributed_ssl.engine.schedules import momentum_schedule
 from distributed_ssl.methods.base import Method
 from distributed_ssl.methods.ema_teacher import EMATeacher, ema_teachers
+from distributed_ssl.util.schedules import momentum_schedule
 
 STEPS, MOMENTUM = 4, 0.8
 

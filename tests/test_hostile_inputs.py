@@ -29,13 +29,13 @@ from distributed_ssl.data.convert_audio import convert_audio_folder
 from distributed_ssl.data.convert_image import convert_image_folder
 from distributed_ssl.data.convert_lidar import MAX_TILES_PER_CLOUD
 from distributed_ssl.data.image_io import ALPHA_BACKGROUND, MAX_IMAGE_PIXELS, ImageTooLargeError, decode_image
-from distributed_ssl.data.inspect import write_preview
 from distributed_ssl.data.manifest import MANIFEST_NAME, DatasetError, load_manifest, shard_paths
-from distributed_ssl.data.pipeline import open_train_manifest
 from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.shard_writer import ShardWriter
+from distributed_ssl.data.train_records import open_train_manifest
 from distributed_ssl.evaluation.labeled_set import load_labeled_split
 from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.preview.inspect import write_preview
 
 
 class TouchOnUnpickle:

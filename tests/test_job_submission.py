@@ -62,7 +62,7 @@ def test_uploaded_package_zip_holds_every_module(tmp_path):
     names = set(zipfile.ZipFile(target).namelist())
     modules = {str(p.relative_to(PACKAGE_DIR.parent)) for p in PACKAGE_DIR.rglob("*.py")
                if "__pycache__" not in p.parts}
-    assert len(modules) > 100 and "distributed_ssl/data/pipeline.py" in modules
+    assert len(modules) > 100 and "distributed_ssl/data/train_records.py" in modules
     assert modules - names == set()
     assert not [n for n in names if n.endswith(".pyc")]
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from distributed_ssl.config import load_config
-from distributed_ssl.data.pipeline import build_train_dataset
 from distributed_ssl.methods.registry import view_spec_for
+from distributed_ssl.modalities.train_dataset import build_train_dataset
 
 
 @pytest.mark.parametrize("method", ["simclr", "mae"])

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image
 
 from distributed_ssl.data.convert_image import convert_image_folder
-from distributed_ssl.data.inspect import describe, write_preview
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.data.schemas import check_schema, schema_for
+from distributed_ssl.preview.inspect import describe, write_preview
 
 
 def test_digits_manifest_counts_and_checksums(digits):

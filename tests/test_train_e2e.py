@@ -48,6 +48,7 @@ def test_simclr_zero2_trains_logs_and_resumes(ray_cluster, digits, tmp_path):
     # Where the time went: waiting for input, probing, between epochs.
     assert 0.0 < on_disk["input_wait_fraction"] < 1.0 and on_disk["eval_seconds"] > 0
     assert on_disk["epoch_gap_seconds"] >= 0.0
+    assert on_disk["knn_top1_raw_features"] > 0.8  # the hand-made baseline (8x8 pixels) beside random init
 
     # The encoder is also an MLflow model: it loads with pyfunc and embeds its own input example.
     import mlflow.pyfunc

@@ -14,7 +14,7 @@ import yaml
 from mlflow.tracking import MlflowClient
 
 from distributed_ssl.config import ConfigError, load_config
-from distributed_ssl.launch.search_space import parse_expression
+from distributed_ssl.config.search_space import parse_expression
 from distributed_ssl.launch.sweep import build_param_space, run_sweep
 from tests.conftest import tiny_overrides
 

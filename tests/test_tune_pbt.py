@@ -9,9 +9,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from distributed_ssl.config import ConfigError, load_config
+from distributed_ssl.config.search_space import parse_expression
 from distributed_ssl.launch.pbt_space import clip_to_space, hyperparam_mutations
 from distributed_ssl.launch.pbt_trial import next_train_run_name
-from distributed_ssl.launch.search_space import parse_expression
 from distributed_ssl.launch.sweep import _scheduler, build_param_space, run_sweep
 from tests.conftest import tiny_overrides
 

@@ -319,7 +319,7 @@ class TuneConfig(_Section):
     @field_validator("space")
     @classmethod
     def _expressions_parse(cls, space: dict[str, str]) -> dict[str, str]:
-        from distributed_ssl.launch.search_space import parse_expression
+        from distributed_ssl.config.search_space import parse_expression
 
         for key, expr in space.items():
             try:

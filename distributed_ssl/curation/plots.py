@@ -10,8 +10,8 @@ import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import torch  # noqa: E402
 
-from distributed_ssl.curation.kept_ids import keep_rows  # noqa: E402
 from distributed_ssl.data.image_io import decode_image  # noqa: E402
+from distributed_ssl.data.kept_ids import keep_rows  # noqa: E402
 from distributed_ssl.data.manifest import load_manifest  # noqa: E402
 from distributed_ssl.data.shard_reader import read_shards  # noqa: E402
 

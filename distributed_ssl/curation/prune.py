@@ -16,10 +16,10 @@ import pyarrow.parquet as pq
 import torch
 
 from distributed_ssl.curation.embed import load_embeddings
-from distributed_ssl.curation.kept_ids import KeptIds, keep_rows, write_kept_ids
 from distributed_ssl.curation.kmeans import spherical_kmeans
 from distributed_ssl.curation.semdedup import redundancy_scores, semdedup_keep
 from distributed_ssl.curation.strategies import balanced_keep, num_to_keep, prototype_keep, random_keep
+from distributed_ssl.data.kept_ids import KeptIds, keep_rows, write_kept_ids
 from distributed_ssl.data.manifest import DatasetError, load_manifest, manifest_fingerprint
 from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.shard_writer import ShardWriter

@@ -25,14 +25,15 @@ from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
 from distributed_ssl.engine.probe_logging import collapse_warning, log_probe
-from distributed_ssl.engine.schedules import warmup_cosine
 from distributed_ssl.engine.warm_start import load_encoder_weights
 from distributed_ssl.evaluation.probe_suite import probe_encoder
+from distributed_ssl.evaluation.raw_features import raw_feature_knn
 from distributed_ssl.methods.ema_teacher import ema_teachers
 from distributed_ssl.methods.registry import build_encoder_for, build_method
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, logger_retry_kwargs
 from distributed_ssl.util.run_dir import ENCODER_FILE, RunDir
+from distributed_ssl.util.schedules import warmup_cosine
 
 PREVIEW_FILE = "views.png"
 
@@ -101,13 +102,14 @@ def _train(config: dict[str, Any]) -> None:
     method = build_method(cfg).to(device)
     # decoded once by the driver (bad records counted there, before any worker started), shared via the object store
     eval_splits = ray.get(config["eval_splits"]) if config.get("eval_splits") is not None else None
-    knn_random = baseline = None
+    knn_random = knn_raw = baseline = None
     if eval_splits is not None:
         # The untrained weights are the random-init baseline: same architecture, same probes.
         method.eval()
         baseline = probe_encoder(method.embed, eval_splits, cfg.eval, device, torch.float32)
         knn_random = baseline.knn_top1
         method.train()
+        knn_raw = raw_feature_knn(cfg.modality.name, eval_splits, cfg.eval)  # hand-made features, no encoder
     if cfg.model.init_from:  # warm start after the baseline, so the baseline stays a random init
         load_encoder_weights(method, cfg.model.init_from)
         for teacher in ema_teachers(method):  # the teacher starts from the warm-started student
@@ -244,7 +246,7 @@ def _train(config: dict[str, Any]) -> None:
     throughput = timing.pop("sps") * world
     final = {"global_step": global_step, "epoch": int(meta["epoch"]), "loss": last_loss, "knn_top1": knn,
              "knn_top1_random_init": knn_random, "samples_per_s": throughput, "finished": True, "epoch_end": True,
-             **timing,
+             "knn_top1_raw_features": knn_raw, **timing,
              "linear_top1_random_init": baseline.linear_top1 if baseline else None, **probe}
     if rank == 0 and state is not None:
         run_dir = RunDir(config["run_dir"])
@@ -257,8 +259,9 @@ def _train(config: dict[str, Any]) -> None:
             linear = ({"linear_top1_final": probe["linear_top1"], "linear_top1_random_init": baseline.linear_top1}
                       if baseline is not None and "linear_top1" in probe else {})  # absent: resumed pre-probe run
             run_metrics = {"train_samples_per_s": throughput, **{f"run_{k}": v for k, v in timing.items()}}
-            logger.metrics({"knn_top1_final": knn, "knn_top1_random_init": knn_random, **run_metrics, **linear}
-                           if knn is not None else run_metrics, global_step)
+            raw = {"knn_top1_raw_features": knn_raw} if knn_raw is not None else {}
+            logger.metrics({"knn_top1_final": knn, "knn_top1_random_init": knn_random, **raw, **run_metrics,
+                            **linear} if knn is not None else run_metrics, global_step)
     report(final, with_checkpoint=True)
 
 
@@ -266,10 +269,10 @@ def _log_encoder_model(cfg: SSLConfig, state: dict[str, torch.Tensor], eval_spli
                        run_id: str) -> None:
     """The trained encoder as an MLflow model (inputs → embeddings, signature, input example from the eval set),
     so `mlflow.pyfunc.load_model("runs:/RUN/encoder_model")` embeds without this package's training code."""
-    from distributed_ssl.export.example_inputs import example_inputs
-    from distributed_ssl.export.mlflow_model import log_encoder_model
-
     try:
+        from distributed_ssl.export.example_inputs import example_inputs
+        from distributed_ssl.export.mlflow_model import log_encoder_model
+
         encoder = build_encoder_for(cfg)
         encoder.load_state_dict(state)
         if eval_splits:

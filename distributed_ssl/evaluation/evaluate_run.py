@@ -10,6 +10,7 @@ import torch
 from distributed_ssl.config.loader import ConfigError, load_config
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.evaluation.probe_suite import probe_encoder
+from distributed_ssl.evaluation.raw_features import raw_feature_knn
 from distributed_ssl.methods.registry import build_encoder_for
 from distributed_ssl.util.run_dir import CONFIG_FILE, ENCODER_FILE, RunDir
 
@@ -39,5 +40,6 @@ def evaluate_run(run_dir: str | Path, data: str) -> dict[str, Any]:
         **trained.metrics(), "collapsed": trained.collapse.collapsed,
         "collapse_warning": trained.collapse.reason or None,
         "knn_top1_random_init": baseline.knn_top1, "linear_top1_random_init": baseline.linear_top1,
+        "knn_top1_raw_features": raw_feature_knn(cfg.modality.name, splits, cfg.eval),
         "eval_records": sum(len(s.labels) for s in splits.values()),
     }

@@ -65,7 +65,7 @@ def architecture_path(exported: str | Path) -> Path:
 
 
 def write_architecture(exported: str | Path, arch: dict[str, Any]) -> Path:
-    from distributed_ssl.engine.atomic_files import atomic_write_text
+    from distributed_ssl.util.atomic_files import atomic_write_text
 
     path = architecture_path(exported)
     atomic_write_text(path, json.dumps(arch, indent=2) + "\n")

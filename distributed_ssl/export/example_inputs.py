@@ -13,10 +13,10 @@ import torch
 
 from distributed_ssl.config.loader import ConfigError
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.data import storage
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.util import storage
 
 
 @dataclass(frozen=True)

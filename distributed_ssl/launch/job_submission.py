@@ -178,4 +178,4 @@ def print_jobs(rows: list[dict[str, Any]], out: TextIO | None = None) -> None:
     for r in rows:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r["start_time"] / 1000)) \
             if r["start_time"] else "-"
-        out.write(f"{r['submission_id']:40s} {r['status']:10s} {started}  {r['entrypoint']}\n")
+        out.write(f"{r['submission_id'] or '-':40s} {r['status']:10s} {started}  {r['entrypoint'] or '-'}\n")

@@ -14,7 +14,7 @@ from typing import Any
 
 from distributed_ssl.config.loader import ConfigError
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.launch.search_space import Distribution, parse_expression
+from distributed_ssl.config.search_space import Distribution, parse_expression
 
 MUTABLE_PREFIXES = ("augment.", "mask.")
 MUTABLE_KEYS = ("method.temperature", "optim.lr", "optim.weight_decay")
@@ -32,7 +32,7 @@ def check_mutable_keys(space: dict[str, str]) -> None:
 
 def hyperparam_mutations(space: dict[str, str]) -> dict[str, Any]:
     """PBT's mutation spec: lists for choice/grid axes (shifted to a neighbour), Tune domains otherwise."""
-    from distributed_ssl.launch.search_space import to_tune_domain
+    from distributed_ssl.config.search_space import to_tune_domain
 
     mutations: dict[str, Any] = {}
     for key, expr in space.items():

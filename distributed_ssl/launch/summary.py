@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 SUMMARY_KEYS = ["method", "modality", "encoder", "steps", "epochs", "knn_top1", "knn_top1_random_init",
-                "linear_top1", "linear_top1_random_init", "embedding_std", "effective_rank", "collapsed",
-                "samples_per_s", "input_wait_fraction", "eval_seconds", "epoch_gap_seconds", "wall_time_s",
-                "num_workers", "zero_stage", "precision", "mlflow_run_id"]
+                "knn_top1_raw_features", "linear_top1", "linear_top1_random_init", "embedding_std",
+                "effective_rank", "collapsed", "samples_per_s", "input_wait_fraction", "eval_seconds",
+                "epoch_gap_seconds", "wall_time_s", "num_workers", "zero_stage", "precision", "mlflow_run_id"]
 
 
 def collapse_summary(metrics: dict[str, Any]) -> dict[str, Any]:

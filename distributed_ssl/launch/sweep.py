@@ -17,13 +17,13 @@ from ray import tune
 from distributed_ssl.config.flatten import flat_params
 from distributed_ssl.config.loader import ConfigError, resolve_config, save_config
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.config.search_space import parse_expression, to_tune_domain
 from distributed_ssl.data.manifest import DatasetError
 from distributed_ssl.launch.cluster_checks import check_writable
 from distributed_ssl.launch.pbt_space import build_pbt_scheduler, check_mutable_keys
 from distributed_ssl.launch.ray_runtime import ensure_ray
 from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import RUN_STATE, RunState
-from distributed_ssl.launch.search_space import parse_expression, to_tune_domain
 from distributed_ssl.launch.sweep_report import write_sweep_report
 from distributed_ssl.launch.sweep_trial import run_trial
 from distributed_ssl.launch.trainer import absolute_paths, check_cluster, protected_paths, validate_inputs

@@ -15,8 +15,8 @@ from distributed_ssl.config.loader import ConfigError, save_config
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.bad_records import create_ledger, ledger_name
 from distributed_ssl.data.manifest import DatasetError, Manifest
-from distributed_ssl.data.pipeline import build_train_dataset, open_train_manifest, train_record_count
 from distributed_ssl.data.splits import split_dirs
+from distributed_ssl.data.train_records import open_train_manifest, train_record_count
 from distributed_ssl.engine.checkpointing import remove_torn_checkpoints
 from distributed_ssl.engine.data_errors import FATAL_FILE, deterministic_cause, read_fatal
 from distributed_ssl.engine.train_loop import train_worker
@@ -32,6 +32,7 @@ from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_
 from distributed_ssl.launch.run_state import CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, RunState
 from distributed_ssl.launch.summary import collapse_summary, write_summary
 from distributed_ssl.methods.registry import build_method, view_spec_for
+from distributed_ssl.modalities.train_dataset import build_train_dataset
 from distributed_ssl.tracking.mlflow_tracking import (
     RunLogger,
     create_run,
@@ -230,6 +231,7 @@ def _summary(cfg: SSLConfig, result: Any, manifest: Manifest, state: RunState, r
         "method": cfg.method.name, "modality": cfg.modality.name, "encoder": cfg.model.encoder,
         "steps": metrics.get("global_step"), "epochs": metrics.get("epoch"),
         "knn_top1": metrics.get("knn_top1"), "knn_top1_random_init": metrics.get("knn_top1_random_init"),
+        "knn_top1_raw_features": metrics.get("knn_top1_raw_features"),
         "linear_top1": metrics.get("linear_top1"), "linear_top1_random_init": metrics.get("linear_top1_random_init"),
         **collapse_summary(metrics),
         "samples_per_s": metrics.get("samples_per_s"), "final_loss": metrics.get("loss"),

@@ -6,9 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from distributed_ssl.engine.schedules import momentum_schedule
 from distributed_ssl.methods.base import Method
 from distributed_ssl.methods.ema_teacher import EMATeacher
+from distributed_ssl.util.schedules import momentum_schedule
 
 
 class EMATeacherMethod(Method):

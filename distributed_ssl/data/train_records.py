@@ -1,4 +1,7 @@
-"""Build the streaming Ray Data pipeline: read_parquet → (shuffle) → decode + views + masks in map_batches."""
+"""The raw training records of data.train as a Ray Dataset: verified shards, `data.keep_ids` applied.
+
+The first half of the pipeline; `modalities/train_dataset.py` adds shuffling and the views and masks.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import pyarrow.fs as pafs
 import ray.data
 
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.curation.kept_ids import KeptIds, check_matches, keep_rows, load_kept_ids
+from distributed_ssl.data.kept_ids import KeptIds, check_matches, keep_rows, load_kept_ids
 from distributed_ssl.data.manifest import (
     DatasetError,
     Manifest,
@@ -19,9 +22,6 @@ from distributed_ssl.data.manifest import (
     shard_paths,
 )
 from distributed_ssl.data.shard_reader import read_shard
-from distributed_ssl.modalities.preprocess import make_views_batch
-from distributed_ssl.modalities.registry import get_modality
-from distributed_ssl.modalities.view_spec import ViewSpec
 from distributed_ssl.util import storage
 
 
@@ -60,11 +60,10 @@ def _read_shard(fs: pafs.FileSystem, path: str, info: ShardInfo, modality: str, 
     return table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
 
 
-def read_train_records(cfg: SSLConfig, manifest: Manifest | None = None) -> ray.data.Dataset:
-    """The raw records of data.train (id + modality columns), restricted to `data.keep_ids` when set."""
+def read_train_records(cfg: SSLConfig, columns: list[str], manifest: Manifest | None = None) -> ray.data.Dataset:
+    """The raw records of data.train (the modality's `columns`), restricted to `data.keep_ids` when set."""
     manifest = manifest or open_train_manifest(cfg)
     fs, _ = storage.resolve(cfg.data.train)
-    columns = get_modality(cfg.modality.name).record_columns
     paths = shard_paths(cfg.data.train, manifest)
     kept = kept_ids_for(cfg, manifest)
     kept_array = pa.array(kept.ids, pa.string()) if kept is not None else None
@@ -81,19 +80,3 @@ def read_train_records(cfg: SSLConfig, manifest: Manifest | None = None) -> ray.
         ds = ds.map_batches(functools.partial(keep_rows, kept=kept_array), batch_format="pyarrow",
                             batch_size=None, zero_copy_batch=True)
     return ds
-
-
-def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None,
-                        ledger: str | None = None) -> ray.data.Dataset:
-    """A lazy Dataset of model-ready batches; re-executed (and reshuffled) on every epoch's iteration."""
-    manifest = manifest or open_train_manifest(cfg)
-    # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = read_train_records(cfg, manifest)
-    if cfg.data.shuffle == "full":
-        ds = ds.random_shuffle()
-    elif cfg.data.shuffle == "local":
-        ds = ds.randomize_block_order()
-    fn = functools.partial(make_views_batch, cfg=cfg.model_dump(mode="json"), spec=spec, ledger=ledger)
-    return ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
-                          num_cpus=cfg.data.preprocess_cpus)

@@ -45,9 +45,9 @@ PREVIEW_COUNTS = {"image": 64, "audio": 12, "lidar": 4}
 def write_preview(uri: str, out_path: str, count: int | None = None) -> str:
     """A PNG of the first `count` records of the first split: images with labels, log-mel spectrograms with
     labels (audio), top and side views coloured by height (LiDAR)."""
-    from distributed_ssl.data.preview_audio import write_audio_preview
-    from distributed_ssl.data.preview_image import write_image_preview
-    from distributed_ssl.data.preview_lidar import write_lidar_preview
+    from distributed_ssl.preview.preview_audio import write_audio_preview
+    from distributed_ssl.preview.preview_image import write_image_preview
+    from distributed_ssl.preview.preview_lidar import write_lidar_preview
 
     writers = {"image": write_image_preview, "audio": write_audio_preview, "lidar": write_lidar_preview}
     path = next(iter(split_dirs(uri).values()))

@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from distributed_ssl.config.schema import ModalityConfig
 from distributed_ssl.data.audio_io import read_audio_bytes, resample
-from distributed_ssl.data.preview_figure import label_name, new_figure, save_figure
+from distributed_ssl.preview.preview_figure import label_name, new_figure, save_figure
 
 AUDIO_COLUMNS = 4
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from distributed_ssl.data.preview_figure import headless_pyplot, label_name, save_figure
+from distributed_ssl.preview.preview_figure import headless_pyplot, label_name, save_figure
 
 LIDAR_CLOUDS_PER_ROW = 4
 MAX_POINTS_DRAWN = 20000  # a random subset keeps large aerial tiles quick to draw

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from distributed_ssl.data.image_io import decode_image
-from distributed_ssl.data.preview_figure import label_name, new_figure, save_figure
+from distributed_ssl.preview.preview_figure import label_name, new_figure, save_figure
 
 IMAGE_COLUMNS = 8
 

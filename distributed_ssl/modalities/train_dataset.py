@@ -1,0 +1,30 @@
+"""The streaming Ray Data pipeline: raw records → (shuffle) → decode + views + masks in map_batches."""
+
+from __future__ import annotations
+
+import functools
+
+import ray.data
+
+from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data.manifest import Manifest
+from distributed_ssl.data.train_records import open_train_manifest, read_train_records
+from distributed_ssl.modalities.preprocess import make_views_batch
+from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.view_spec import ViewSpec
+
+
+def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None,
+                        ledger: str | None = None) -> ray.data.Dataset:
+    """A lazy Dataset of model-ready batches; re-executed (and reshuffled) on every epoch's iteration."""
+    manifest = manifest or open_train_manifest(cfg)
+    # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    ds = read_train_records(cfg, get_modality(cfg.modality.name).record_columns, manifest)
+    if cfg.data.shuffle == "full":
+        ds = ds.random_shuffle()
+    elif cfg.data.shuffle == "local":
+        ds = ds.randomize_block_order()
+    fn = functools.partial(make_views_batch, cfg=cfg.model_dump(mode="json"), spec=spec, ledger=ledger)
+    return ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
+                          num_cpus=cfg.data.preprocess_cpus)
