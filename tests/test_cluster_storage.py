@@ -158,9 +158,18 @@ def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server,
         mlrun.info.run_id)}
     assert max(m.step for m in client.get_metric_history(mlrun.info.run_id, "loss")) == 24
 
-    # `dssl eval` reads the run back from S3.
+    # `dssl eval` and `dssl sync` read the run back from S3 (the buffer is empty: the server never went away).
     evaluated = _dssl(["eval", f"s3://{BUCKET}/{run}", "--data", s3_digits], cwd=tmp_path)
     assert evaluated.returncode == 0 and "knn_top1" in evaluated.stdout, evaluated.stderr[-3000:]
+    synced = _dssl(["sync", f"s3://{BUCKET}/{run}"], cwd=tmp_path)
+    assert synced.returncode == 0 and "synced 0 buffered records" in synced.stdout, synced.stderr[-3000:]
+
+    # `dssl train --resume` reads the config and the last checkpoint back from S3 and continues the same run.
+    resumed = _dssl(["train", "--resume", f"s3://{BUCKET}/{run}", "train.max_steps=28"], cwd=tmp_path)
+    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    with _s3_fs().open_input_stream(f"{BUCKET}/{run}/summary.json") as f:
+        after = json.loads(f.read())
+    assert after["steps"] == 28 and after["mlflow_run_id"] == summary["mlflow_run_id"]
 
 
 def test_submit_from_an_empty_directory_runs_from_the_upload(cluster, s3_digits, mlflow_server, tmp_path):
@@ -168,8 +177,10 @@ def test_submit_from_an_empty_directory_runs_from_the_upload(cluster, s3_digits,
     empty = tmp_path / "empty"
     empty.mkdir()
     run = "runs/submitted"
-    out = _dssl(["submit", str(RECIPE), *_overrides(s3_digits, run, mlflow_server.uri, **{"train.max_steps": 4}),
-                 "--address", cluster["head"].dashboard_url, "--wait", "--timeout", "600"], cwd=empty)
+    overrides = _overrides(s3_digits, run, mlflow_server.uri, **{"train.max_steps": 4})
+    # options may stand between the overrides
+    out = _dssl(["submit", str(RECIPE), *overrides[:3], "--address", cluster["head"].dashboard_url, *overrides[3:],
+                 "--wait", "--timeout", "600"], cwd=empty)
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
     assert "SUCCEEDED" in out.stdout
     assert {"summary.json", "encoder.pt"} <= _files(run)
