@@ -327,14 +327,16 @@ def main(argv: list[str] | None = None) -> int:
     from distributed_ssl.config.loader import ConfigError
     from distributed_ssl.config.overrides import OverrideError
     from distributed_ssl.data.manifest import DatasetError
+    from distributed_ssl.tracking.redaction import install_log_redaction, redact_text
 
     ns = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         return ns.fn(ns)
     except (ConfigError, OverrideError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
 
 

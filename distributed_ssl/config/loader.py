@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from distributed_ssl.config.credentials import credential_problems
 from distributed_ssl.config.overrides import OverrideError, apply_overrides
 from distributed_ssl.config.schema import SSLConfig
 
@@ -46,15 +47,20 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def resolve_config(tree: dict[str, Any], overrides: list[str] | dict[str, Any] | None = None,
                    source: str = "<dict>") -> SSLConfig:
-    """Validate a raw config tree after applying overrides."""
+    """Validate a raw config tree after applying overrides; credentials in any value are refused (they belong in
+    the environment: see config/credentials.py)."""
     try:
         merged = apply_overrides(tree, overrides or [])
     except OverrideError as exc:
         raise ConfigError(str(exc)) from exc
     try:
-        return SSLConfig.model_validate(merged)
+        cfg = SSLConfig.model_validate(merged)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+    problems = credential_problems(cfg.model_dump(mode="json"))
+    if problems:
+        raise ConfigError("\n".join([f"invalid configuration ({source}):", *(f"  {p}" for p in problems)]))
+    return cfg
 
 
 def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> SSLConfig:

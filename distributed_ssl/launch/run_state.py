@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from distributed_ssl.engine.atomic_files import atomic_write_text
+from distributed_ssl.tracking.redaction import redact
 
 RUN_STATE = "run.json"
 CONFIG_FILE = "config.yaml"
@@ -21,7 +22,7 @@ class RunState:
     experiment: str
 
     def save(self, run_dir: Path) -> None:
-        atomic_write_text(run_dir / RUN_STATE, json.dumps(asdict(self), indent=2))
+        atomic_write_text(run_dir / RUN_STATE, json.dumps(redact(asdict(self)), indent=2))
 
     @classmethod
     def load(cls, run_dir: Path) -> RunState | None:
