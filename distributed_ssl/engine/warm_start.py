@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
+
+from distributed_ssl.engine.encoder_file import load_encoder_state
 
 
 def load_encoder_weights(method: nn.Module, path: str) -> None:
@@ -18,7 +19,7 @@ def load_encoder_weights(method: nn.Module, path: str) -> None:
     weights = Path(path).expanduser()
     if not weights.is_file():
         raise FileNotFoundError(f"model.init_from={path}: no such file (it must be readable on every worker)")
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = load_encoder_state(weights)
     try:
         method.encoder.load_state_dict(state)
     except RuntimeError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from distributed_ssl.config.loader import ConfigError, load_config
+from distributed_ssl.engine.encoder_file import load_encoder_state
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.evaluation.probe_suite import probe_encoder
 from distributed_ssl.launch.run_state import CONFIG_FILE
@@ -22,7 +23,7 @@ def load_encoder(run_dir: str | Path):
         raise ConfigError(f"{run_dir} is not a finished run: it needs {CONFIG_FILE} and encoder.pt")
     cfg = load_config(run_dir / CONFIG_FILE)
     encoder = build_encoder_for(cfg)
-    encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+    encoder.load_state_dict(load_encoder_state(weights))
     return cfg, encoder.eval()
 
 

@@ -25,6 +25,7 @@ from distributed_ssl.launch.ray_runtime import ensure_ray
 from distributed_ssl.launch.run_state import RunState
 from distributed_ssl.launch.search_space import parse_expression, to_tune_domain
 from distributed_ssl.launch.sweep_report import write_sweep_report
+from distributed_ssl.launch.sweep_seal import SweepSealCallback, seal_tuner_file, verify_sweep_state
 from distributed_ssl.launch.sweep_trial import run_trial
 from distributed_ssl.launch.trainer import absolute_paths, validate_inputs
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, create_run, tracking_uri_for
@@ -134,6 +135,7 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
                           parent_run_id=state.mlflow_run_id, tracking_uri=state.tracking_uri),
         {"cpu": TRIAL_DRIVER_CPUS})
     if resume:
+        verify_sweep_state(sweep_dir, tune_dir)  # before Tune unpickles anything in it
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:
@@ -143,7 +145,9 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
                                         search_alg=_search_alg(cfg), scheduler=_scheduler(cfg),
                                         max_concurrent_trials=concurrency),
             run_config=tune.RunConfig(name=TUNE_NAME, storage_path=str(sweep_dir),
-                                      failure_config=tune.FailureConfig(max_failures=cfg.tune.trial_max_failures)))
+                                      failure_config=tune.FailureConfig(max_failures=cfg.tune.trial_max_failures),
+                                      callbacks=[SweepSealCallback(sweep_dir)]))
+    seal_tuner_file(sweep_dir, tune_dir, resume)
     try:
         results = tuner.fit()
     except BaseException:
