@@ -113,6 +113,8 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
         shutil.rmtree(sweep_dir)
     if resume and not tune_dir.exists():
         raise ConfigError(f"nothing to resume in {sweep_dir}: no sweep found there")
+    if resume:  # before Tune unpickles anything in it
+        verify_sweep_state(sweep_dir, tune_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, sweep_dir / SWEEP_CONFIG)
 
@@ -135,7 +137,6 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
                           parent_run_id=state.mlflow_run_id, tracking_uri=state.tracking_uri),
         {"cpu": TRIAL_DRIVER_CPUS})
     if resume:
-        verify_sweep_state(sweep_dir, tune_dir)  # before Tune unpickles anything in it
         tuner = tune.Tuner.restore(str(tune_dir), trainable=trainable, resume_unfinished=True,
                                    resume_errored=True)
     else:
