@@ -127,7 +127,7 @@ class RunLogger:
     def __init__(self, uri: str, run_id: str, buffer_dir: str | Path | None = None, retries: int = 2,
                  retry_wait_s: float = 0.5, request_timeout_s: float = 10.0):
         limit_http_retries(request_timeout_s)
-        install_log_redaction()  # this process talks to MLflow: its log lines may quote URIs and errors
+        install_log_redaction(excepthook=False)  # this process talks to MLflow: its logs may quote URIs, errors
         self.client = MlflowClient(uri)
         self.run_id = run_id
         self.buffer = OutageBuffer(buffer_dir) if buffer_dir is not None else None

@@ -147,8 +147,8 @@ def _redacting_excepthook(exc_type, exc, tb) -> None:
     sys.stderr.write(redact_text("".join(traceback.format_exception(exc_type, exc, tb))))
 
 
-def install_log_redaction() -> None:
-    """Mask secrets in every log line and uncaught traceback of this process.
+def install_log_redaction(excepthook: bool = True) -> None:
+    """Mask secrets in every log line (and, with `excepthook`, every uncaught traceback) of this process.
 
     The filter goes on the `distributed_ssl` logger (its own records) and on every handler of the root logger
     (records of every logger propagate there: logger-level filters do not see children's records), so call it
@@ -160,4 +160,5 @@ def install_log_redaction() -> None:
     for handler in logging.getLogger().handlers:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
-    sys.excepthook = _redacting_excepthook
+    if excepthook:
+        sys.excepthook = _redacting_excepthook
