@@ -412,15 +412,19 @@ def main(argv: list[str] | None = None) -> int:
     from distributed_ssl.config.loader import ConfigError
     from distributed_ssl.config.overrides import OverrideError
     from distributed_ssl.data.manifest import DatasetError
+    from distributed_ssl.engine.file_manifest import ManifestError
+    from distributed_ssl.util.encoder_file import EncoderFileError
+    from distributed_ssl.util.redaction import install_log_redaction, redact_text
 
     use_ray_token_auth()  # before anything imports Ray
     ns = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
     try:
         return ns.fn(ns)
-    except (ConfigError, OverrideError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, OverrideError, DatasetError, ManifestError, EncoderFileError) as exc:
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
 
 

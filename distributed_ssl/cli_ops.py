@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 
+from distributed_ssl.util.redaction import redact_text
+
 SUBMIT_EPILOG = """The config is validated here before anything is uploaded; paths in it (data.train, data.eval,
 run.dir) must be absolute paths on storage the cluster sees, or URIs. The job runs
 `python -m distributed_ssl.cli train|tune CONFIG` with this checkout's distributed_ssl package shipped as a
@@ -54,7 +56,7 @@ def _jobs_api_errors(fn):
         try:
             return fn(ns)
         except (ConnectionError, RuntimeError) as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {redact_text(str(exc))}", file=sys.stderr)
             return 2
     return wrapped
 
@@ -64,9 +66,10 @@ def cmd_submit(ns: argparse.Namespace) -> int:
     from distributed_ssl.launch.job_submission import submit, wait_for_job
 
     sub = submit(ns.config, ns.overrides, ns.address, tune=ns.tune, submission_id=ns.submission_id)
-    print(f"submitted {sub.submission_id} to {ns.address}: {sub.entrypoint}")
-    print(f"  follow it:   dssl jobs logs {sub.submission_id} --follow --address {ns.address}")
-    print(f"  MLflow run:  name {sub.cfg.run.name}, tracking.uri {sub.cfg.tracking.uri or 'sqlite in run.dir'}")
+    print(redact_text(f"submitted {sub.submission_id} to {ns.address}: {sub.entrypoint}"))
+    print(redact_text(f"  follow it:   dssl jobs logs {sub.submission_id} --follow --address {ns.address}"))
+    print(redact_text(f"  MLflow run:  name {sub.cfg.run.name}, "
+                      f"tracking.uri {sub.cfg.tracking.uri or 'sqlite in run.dir'}"))
     if not ns.wait:
         return 0
     status = wait_for_job(ns.address, sub.submission_id, timeout_s=ns.timeout, out=sys.stdout)

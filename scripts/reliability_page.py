@@ -18,6 +18,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "reliability.md"
 COMMAND = "python scripts/reliability_page.py"
+# Hand-written, kept under the generated table: what a resume loads, and what vouches for it.
+TRUST_SECTION = """## What a resume trusts
+
+Resuming unpickles: DeepSpeed loads its checkpoint shards with `torch.load(weights_only=False)`, and
+`dssl tune --resume` lets Ray Tune unpickle `tuner.pkl`, the searcher state, trials' `params.pkl` and the
+cloudpickle blobs inside its JSON state. Unpickling runs code, so nothing is unpickled that dssl did not write:
+
+- `dssl train --resume`, worker restarts and PBT restores load a checkpoint only after its per-rank manifests
+  (`dssl_manifest.rank{R}.json`, sha256 of every file; rank 0 records how many ranks wrote) verify: every file
+  listed by exactly one manifest and matching it, none missing, none added.
+- `dssl tune --resume` requires `run.dir/tune_state_seal.json`, the hashes of every pickle-bearing Tune file as the
+  sweep's Tune wrote them, and refuses a sweep dir with any such file the seal does not vouch for (checked before
+  Ray starts). CSV and event files are plain data and not sealed.
+- With `DSSL_CHECKPOINT_KEY` set, manifests and seals carry an HMAC-SHA256 under it and unsigned or differently
+  signed ones are refused: only a key holder can make a directory loadable. Without the key, hashes catch damage
+  and stray files, but whoever can write the run dir can also rewrite a manifest.
+- `encoder.pt` is a plain state dict and is always loaded with `weights_only=True` (`model.init_from`, `dssl eval`,
+  `dssl data embed`, retrain probes); anything but tensors is refused unread.
+- Configs never hold credentials (refused at load; they come from the environment) and everything written or
+  printed is masked (`util/redaction.py`), so no resumed or submitted run depends on a masked value.
+"""
 
 
 @dataclass
@@ -75,7 +96,7 @@ def render(cases: list[FailureCase]) -> str:
     for case in cases:
         name = f"`{case.test}`" + (" (slow)" if case.slow else "")
         lines.append(f"| {cell(case.failure)} | {cell(case.response)} | {name} |")
-    lines += ["", f"{len(cases)} failure cases.", ""]
+    lines += ["", f"{len(cases)} failure cases.", "", TRUST_SECTION]
     return "\n".join(lines)
 
 

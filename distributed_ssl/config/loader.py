@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from distributed_ssl.config.credentials import credential_problems
 from distributed_ssl.config.overrides import OverrideError, apply_overrides
 from distributed_ssl.config.schema import SSLConfig
 
@@ -52,15 +53,20 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def resolve_config(tree: dict[str, Any], overrides: list[str] | dict[str, Any] | None = None,
                    source: str = "<dict>") -> SSLConfig:
-    """Validate a raw config tree after applying overrides."""
+    """Validate a raw config tree after applying overrides; credentials in any value are refused (they belong in
+    the environment: see config/credentials.py)."""
     try:
         merged = apply_overrides(tree, overrides or [])
     except OverrideError as exc:
         raise ConfigError(str(exc)) from exc
     try:
-        return SSLConfig.model_validate(merged)
+        cfg = SSLConfig.model_validate(merged)
     except ValidationError as err:
         raise ConfigError(_format_validation_error(err, source)) from None
+    problems = credential_problems(cfg.model_dump(mode="json"))
+    if problems:
+        raise ConfigError("\n".join([f"invalid configuration ({source}):", *(f"  {p}" for p in problems)]))
+    return cfg
 
 
 def load_config(path: str | Path | None, overrides: list[str] | dict[str, Any] | None = None) -> SSLConfig:
@@ -76,8 +82,8 @@ def config_to_dict(cfg: SSLConfig) -> dict[str, Any]:
 
 def save_config(cfg: SSLConfig, path: str | Path) -> None:
     """Write the resolved config as YAML that `load_config` accepts back (to a local path or a URI)."""
-    from distributed_ssl.tracking.redaction import redact
     from distributed_ssl.util import storage
+    from distributed_ssl.util.redaction import redact
 
     fs, where = storage.resolve(str(path))
     storage.write_text(fs, where, yaml.safe_dump(redact(config_to_dict(cfg)), sort_keys=False))

@@ -1,4 +1,8 @@
-"""DeepSpeed checkpoints through Ray Train: every rank saves its shard, Ray merges them into one directory."""
+"""DeepSpeed checkpoints through Ray Train: every rank saves its shard, Ray merges them into one directory.
+
+Each rank's part carries a manifest of its files (engine/checkpoint_manifest.py), verified before DeepSpeed
+unpickles anything: a checkpoint directory is trusted only as far as dssl wrote it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from distributed_ssl.engine.checkpoint_manifest import verify_checkpoint, write_manifest
 from distributed_ssl.util.atomic_files import atomic_write_text
 
 STATE_TAG = "state"
@@ -17,17 +22,26 @@ def save_checkpoint(engine: Any, meta: dict[str, Any], rank: int) -> str:
     """Write this rank's part of the checkpoint into a fresh local directory and return it.
 
     Rank 0 also writes `meta.json` (step counters, run ids), so a merged directory is complete only
-    when it holds that file and every rank's DeepSpeed shard.
+    when it holds that file and every rank's DeepSpeed shard. Each rank's manifest of its files comes last.
     """
     out = tempfile.mkdtemp(prefix="dssl-ckpt-")
     engine.save_checkpoint(out, tag=STATE_TAG, client_state={"meta": meta})
-    if rank == 0:  # written last and atomically: its presence marks rank 0's part complete
+    if rank == 0:  # written atomically, before the manifest: the two mark rank 0's part complete
         atomic_write_text(Path(out, META_FILE), json.dumps(meta))
+    write_manifest(out, rank, _world_size())
     return out
 
 
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
 def load_checkpoint(engine: Any, directory: str) -> dict[str, Any]:
-    """Restore model, optimizer and counters; returns the saved meta."""
+    """Verify the checkpoint's manifests (raises `ManifestError`), then restore model, optimizer and counters;
+    returns the saved meta."""
+    verify_checkpoint(directory)
     path, client_state = engine.load_checkpoint(directory, tag=STATE_TAG, load_optimizer_states=True,
                                                 load_lr_scheduler_states=False)
     if path is None:
@@ -37,7 +51,11 @@ def load_checkpoint(engine: Any, directory: str) -> dict[str, Any]:
 
 
 def is_complete_checkpoint(directory: str | Path) -> bool:
-    """Complete = rank 0's DeepSpeed model state and `meta.json`, which rank 0 writes last, atomically."""
+    """Complete = rank 0's DeepSpeed model state and `meta.json`, which rank 0 writes atomically after its shard.
+
+    (Whether it can be trusted is `verify_checkpoint`'s question, asked at load: a checkpoint of an older dssl
+    without manifests is complete, and refused there with a message, not deleted here.)
+    """
     directory = Path(directory)
     return (directory / META_FILE).is_file() and any((directory / STATE_TAG).glob("*model_states.pt"))
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import shutil
 
-import torch
 from torch import nn
 
 from distributed_ssl.util import storage
+from distributed_ssl.util.encoder_file import load_encoder_state
 
 
 def load_encoder_weights(method: nn.Module, path: str) -> None:
@@ -25,7 +25,7 @@ def load_encoder_weights(method: nn.Module, path: str) -> None:
     if weights is None or not weights.is_file():
         raise FileNotFoundError(f"model.init_from={path}: no such file (it must be readable on every worker)")
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
+        state = load_encoder_state(weights)
     finally:
         if temporary:
             shutil.rmtree(weights.parent, ignore_errors=True)

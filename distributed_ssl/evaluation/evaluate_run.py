@@ -12,6 +12,7 @@ from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.evaluation.probe_suite import probe_encoder
 from distributed_ssl.evaluation.raw_features import raw_feature_knn
 from distributed_ssl.methods.registry import build_encoder_for
+from distributed_ssl.util.encoder_file import load_encoder_state
 from distributed_ssl.util.run_dir import CONFIG_FILE, ENCODER_FILE, RunDir
 
 
@@ -24,7 +25,7 @@ def load_encoder(location: str | Path):
     cfg = load_config(run_dir.child_uri(CONFIG_FILE))
     encoder = build_encoder_for(cfg)
     with run_dir.local_file(ENCODER_FILE) as weights:
-        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        encoder.load_state_dict(load_encoder_state(weights))
     return cfg, encoder.eval()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 
+from distributed_ssl.util.redaction import redact
 from distributed_ssl.util.run_dir import CONFIG_FILE, RAY_RUN_NAME, RUN_STATE, SUMMARY_FILE, RunDir
 
 __all__ = ["CONFIG_FILE", "RAY_RUN_NAME", "RUN_STATE", "SUMMARY_FILE", "RunState"]
@@ -17,7 +18,7 @@ class RunState:
     experiment: str
 
     def save(self, run_dir: RunDir) -> None:
-        run_dir.write_text(RUN_STATE, json.dumps(asdict(self), indent=2))
+        run_dir.write_text(RUN_STATE, json.dumps(redact(asdict(self)), indent=2))
 
     @classmethod
     def load(cls, run_dir: RunDir) -> RunState | None:

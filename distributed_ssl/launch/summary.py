@@ -23,8 +23,8 @@ def collapse_summary(metrics: dict[str, Any]) -> dict[str, Any]:
 
 def write_summary(summary: dict[str, Any], path: str | Path) -> None:
     """Write summary.json (secrets masked) to a local path or a URI."""
-    from distributed_ssl.tracking.redaction import redact
     from distributed_ssl.util import storage
+    from distributed_ssl.util.redaction import redact
 
     fs, where = storage.resolve(str(path))
     storage.write_text(fs, where, json.dumps(redact(summary), indent=2))

@@ -10,6 +10,7 @@ import functools
 import logging
 import math
 import os
+from pathlib import Path
 from typing import Any
 
 from ray import tune
@@ -25,6 +26,7 @@ from distributed_ssl.launch.ray_runtime import ensure_ray
 from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import RUN_STATE, RunState
 from distributed_ssl.launch.sweep_report import write_sweep_report
+from distributed_ssl.launch.sweep_seal import SweepSealCallback, seal_tuner_file, verify_sweep_state
 from distributed_ssl.launch.sweep_trial import run_trial
 from distributed_ssl.launch.trainer import absolute_paths, check_cluster, protected_paths, validate_inputs
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, create_run, tracking_uri_for
@@ -115,6 +117,12 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
     tracking_uri = tracking_uri_for(cfg.tracking.uri, sweep_dir.uri)
     if not sweep_dir.is_local:
         check_writable(sweep_dir.uri)
+    if resume:  # before Tune unpickles anything in it
+        if not sweep_dir.is_local:
+            raise ConfigError(f"--resume of a sweep on object storage ({sweep_dir.uri}) is not supported yet: its "
+                              "Tune state cannot be verified before it is unpickled. Start the sweep again, or "
+                              "keep sweeps to resume on a local or shared-disk run.dir")
+        verify_sweep_state(Path(sweep_dir.path), Path(sweep_dir.path) / TUNE_NAME)
     concurrency = _concurrency(cfg)
     # Logical CPUs for a local Ray: every concurrent trial's workers, data tasks and driver, plus slack.
     with locked(sweep_dir):
@@ -154,7 +162,11 @@ def _sweep(cfg: SSLConfig, sweep_dir: RunDir, tracking_uri: str, param_space: di
                                         search_alg=_search_alg(cfg), scheduler=_scheduler(cfg),
                                         max_concurrent_trials=concurrency),
             run_config=tune.RunConfig(name=TUNE_NAME, **sweep_dir.ray_storage(),
-                                      failure_config=tune.FailureConfig(max_failures=cfg.tune.trial_max_failures)))
+                                      failure_config=tune.FailureConfig(max_failures=cfg.tune.trial_max_failures),
+                                      callbacks=[SweepSealCallback(Path(sweep_dir.path))] if sweep_dir.is_local
+                                      else []))
+    if sweep_dir.is_local:
+        seal_tuner_file(Path(sweep_dir.path), Path(sweep_dir.path) / TUNE_NAME, resume)
     try:
         results = tuner.fit()
     except BaseException:

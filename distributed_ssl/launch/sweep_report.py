@@ -12,6 +12,7 @@ from distributed_ssl.config.loader import resolve_config, save_config
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.tracking.mlflow_tracking import RunLogger
 from distributed_ssl.util import storage
+from distributed_ssl.util.redaction import redact_text
 from distributed_ssl.util.run_dir import RunDir
 
 
@@ -51,7 +52,8 @@ def collect_trials(cfg: SSLConfig, results) -> list[dict[str, Any]]:
                      **{k: result.config.get(k) for k in cfg.tune.space},
                      f"{metric}_last": values[-1] if values else None, f"{metric}_best": best,
                      "epochs": epochs, "stop_reason": reason,
-                     "error": str(result.error).splitlines()[0] if result.error else "", "_curve": curve})
+                     "error": redact_text(str(result.error).splitlines()[0]) if result.error else "",
+                     "_curve": curve})
     return rows
 
 

@@ -14,13 +14,14 @@ from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
 from distributed_ssl.methods.registry import build_encoder_for
+from distributed_ssl.util.encoder_file import load_encoder_state
 
 
 def probe_weights(weights: Path, cfg: SSLConfig, splits: dict[str, LabeledSplit]) -> float:
     """kNN top-1 of the encoder in `weights` (an encoder.pt state dict, loaded tensors-only)."""
     encoder = build_encoder_for(cfg)
     try:
-        encoder.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        encoder.load_state_dict(load_encoder_state(weights))
     except RuntimeError as exc:
         raise ValueError(f"{weights} does not fit model.encoder={cfg.model.encoder}: {exc}") from None
     with torch.no_grad():

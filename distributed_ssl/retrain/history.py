@@ -12,12 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from distributed_ssl.util.redaction import redact
+
 
 def append_record(path: str | Path, record: dict[str, Any]) -> None:
-    """Append one record as a JSON line."""
+    """Append one record as a JSON line, secrets masked (reasons may quote error messages)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True) + "\n"
+    line = json.dumps(redact(record), sort_keys=True) + "\n"
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())

@@ -15,6 +15,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from distributed_ssl.retrain.data_fingerprint import DataSnapshot
+from distributed_ssl.util.redaction import redact, redact_text
 
 TAG = "dssl."  # prefix of every tag this module writes
 DATA_ARTIFACT = "data_manifest.json"
@@ -94,7 +95,7 @@ class EncoderRegistry:
                  extra_tags: dict[str, str]) -> VersionInfo:
         """A new version from the run's `encoder.pt`, marked pending until `record_decision`."""
         run = self.client.get_run(run_id)
-        self.client.log_text(run_id, data.to_json(), DATA_ARTIFACT)
+        self.client.log_text(run_id, redact_text(data.to_json()), DATA_ARTIFACT)
         tags = {TAG + self.metric: f"{metric_value:.6f}", TAG + "data_fingerprint": data.fingerprint,
                 TAG + "data_records": str(data.num_records), TAG + "data_shards": str(len(data.shards)),
                 TAG + "new_shards": str(len(new_shards)), TAG + "decision": PENDING,
@@ -104,7 +105,7 @@ class EncoderRegistry:
         logged = {a.path for a in self.client.list_artifacts(run_id)}
         artifact = MODEL_ARTIFACT if MODEL_ARTIFACT in logged else ENCODER_ARTIFACT
         mv = self.client.create_model_version(self.name, source=f"{run.info.artifact_uri}/{artifact}",
-                                              run_id=run_id, tags=tags,
+                                              run_id=run_id, tags=redact(tags),
                                               description=f"{self.metric}={metric_value:.4f} on {data.num_records} "
                                                           f"records ({data.fingerprint})")
         return self._info(mv)
@@ -114,5 +115,6 @@ class EncoderRegistry:
         if promote:
             self.client.set_registered_model_alias(self.name, alias, str(version.version))
         decision = "promoted" if promote else "rejected"
-        self.client.set_model_version_tag(self.name, str(version.version), TAG + "reason", reason[:5000])
+        self.client.set_model_version_tag(self.name, str(version.version), TAG + "reason",
+                                          redact_text(reason)[:5000])
         self.client.set_model_version_tag(self.name, str(version.version), TAG + "decision", decision)

@@ -6,9 +6,12 @@ on it. A run on object storage or on a cluster needs a tracking server (see laun
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,13 +24,15 @@ from mlflow.tracking import MlflowClient  # noqa: E402
 
 from distributed_ssl.config.loader import ConfigError  # noqa: E402
 from distributed_ssl.tracking.outage_buffer import BUFFER_DIR, OutageBuffer  # noqa: E402
-from distributed_ssl.tracking.redaction import redact  # noqa: E402
 from distributed_ssl.util import storage  # noqa: E402
+from distributed_ssl.util.redaction import install_log_redaction, redact, redact_text  # noqa: E402
 from distributed_ssl.util.run_dir import RunDir  # noqa: E402
 
 log = logging.getLogger("distributed_ssl.tracking")
 
 MAX_PARAM_LEN = 6000
+# Artifacts read as text and masked before upload (see `redacted_artifact`); others (weights, images) go as is.
+TEXT_ARTIFACT_SUFFIXES = {".json", ".jsonl", ".yaml", ".yml", ".txt", ".csv", ".log", ".md"}
 
 
 def tracking_uri_for(uri: str | None, run_dir: str) -> str:
@@ -104,6 +109,25 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, (OSError, ConnectionError, TimeoutError))
 
 
+@contextlib.contextmanager
+def redacted_artifact(path: str | Path) -> Iterator[str]:
+    """The path to upload for `path`: itself, or for a text file holding something secret-looking, a masked copy
+    with the same name in a temporary directory (MLflow names the artifact after the file)."""
+    path = Path(path)
+    if path.suffix.lower() not in TEXT_ARTIFACT_SUFFIXES or not path.is_file():
+        yield str(path)
+        return
+    text = path.read_text(errors="replace")
+    masked = redact_text(text)
+    if masked == text:
+        yield str(path)
+        return
+    with tempfile.TemporaryDirectory(prefix="dssl-artifact-") as tmp:
+        copy = Path(tmp, path.name)
+        copy.write_text(masked)
+        yield str(copy)
+
+
 class RunLogger:
     """Logs metrics, tags and artifacts into one existing run (usable from any process).
 
@@ -119,6 +143,7 @@ class RunLogger:
     def __init__(self, uri: str, run_id: str, buffer_dir: str | Path | RunDir | None = None, retries: int = 2,
                  retry_wait_s: float = 0.5, request_timeout_s: float = 10.0):
         limit_http_retries(request_timeout_s)
+        install_log_redaction(excepthook=False)  # this process talks to MLflow: its logs may quote URIs, errors
         self.client = MlflowClient(uri)
         self.run_id = run_id
         self.buffer = OutageBuffer(buffer_dir) if buffer_dir is not None else None
@@ -180,7 +205,8 @@ class RunLogger:
         elif "tags" in record:
             self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in record["tags"].items()])
         elif "artifact" in record:
-            self.client.log_artifact(self.run_id, record["artifact"], record.get("subdir"))
+            with redacted_artifact(record["artifact"]) as path:
+                self.client.log_artifact(self.run_id, path, record.get("subdir"))
         elif "status" in record:
             self.client.set_terminated(self.run_id, record["status"])
         else:
