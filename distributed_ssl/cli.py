@@ -404,7 +404,9 @@ def use_ray_token_auth() -> None:
 
     from distributed_ssl.launch.ray_auth import find_auth_token
 
-    if "RAY_AUTH_MODE" not in os.environ and find_auth_token():
+    # Ray reads the mode once, when it is first imported: setting it later (main() called in a process that already
+    # uses Ray) would leave Ray's two halves disagreeing.
+    if "RAY_AUTH_MODE" not in os.environ and "ray" not in sys.modules and find_auth_token():
         os.environ["RAY_AUTH_MODE"] = "token"
 
 

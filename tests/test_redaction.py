@@ -15,6 +15,7 @@ from distributed_ssl.retrain.history import append_record
 from distributed_ssl.retrain.registry import DATA_ARTIFACT, EncoderRegistry
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, create_run
 from distributed_ssl.util.redaction import install_log_redaction, redact, redact_text
+from distributed_ssl.util.run_dir import RunDir
 
 SECRET = "hunter2-s3cr3t"
 
@@ -137,7 +138,7 @@ def test_secrets_never_reach_any_sink(tmp_path, capsys, monkeypatch):
     leaky = cfg.model_copy(update={"tracking": cfg.tracking.model_copy(update={"uri": f"http://b:{SECRET}@h:5000"})})
     save_config(leaky, tmp_path / "config.yaml")
     write_summary({"tracking_uri": leaky.tracking.uri, "token": SECRET}, tmp_path / "summary.json")
-    RunState(run_id, f"http://b:{SECRET}@h:5000", "e").save(tmp_path)
+    RunState(run_id, f"http://b:{SECRET}@h:5000", "e").save(RunDir(tmp_path))
     append_record(tmp_path / "history.jsonl", {"reason": f"failed: http://b:{SECRET}@h", "secret": SECRET})
     _log_through_installed_filter(tmp_path / "dssl.log")
     monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # restored after the test
