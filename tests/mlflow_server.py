@@ -18,6 +18,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(proc: subprocess.Popen, url: str, log: Path, timeout_s: float, what: str) -> None:
+    """Until `url` answers 200, failing with the server's log if its process exits or time runs out."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited: {log.read_text()[-2000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.3)
+    raise TimeoutError(f"{what} at {url} not up after {timeout_s} s")
+
+
 class MlflowServer:
     """`mlflow server` with a SQLite backend and local artifacts under `root`; `stop()` kills the whole group."""
 
@@ -34,17 +49,7 @@ class MlflowServer:
         self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                      env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"})
         log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited: {(self.root / 'server.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.uri}/health", timeout=2) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError(f"mlflow server on {self.uri} not up after {timeout_s} s")
+        wait_for_http(self.proc, f"{self.uri}/health", self.root / "server.log", timeout_s, "mlflow server")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

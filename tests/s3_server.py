@@ -11,11 +11,9 @@ import signal
 import subprocess
 import sys
 import sysconfig
-import time
-import urllib.request
 from pathlib import Path
 
-from tests.mlflow_server import free_port
+from tests.mlflow_server import free_port, wait_for_http
 
 # Dummy credentials: moto accepts any. The instance-metadata lookup is off, so nothing leaves loopback.
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "dssl-test", "AWS_SECRET_ACCESS_KEY": "dssl-test-secret",
@@ -39,16 +37,7 @@ class S3Server:
         self.proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"moto server exited: {(self.root / 'moto.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/moto-api/", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise TimeoutError(f"moto server on {self.endpoint} not up after {timeout_s} s")
+        wait_for_http(self.proc, f"{self.endpoint}/moto-api/", self.root / "moto.log", timeout_s, "moto server")
 
     def create_bucket(self, name: str) -> None:
         import pyarrow.fs as pafs

@@ -240,3 +240,15 @@ def test_missing_bucket_fails_before_training(s3, s3_digits, tmp_path, capsys, m
     assert main(["train", str(RECIPE), *args]) == 2
     err = capsys.readouterr().err
     assert "run.dir=s3://no-such-bucket/runs/a cannot be written" in err and "bucket" in err.lower()
+
+
+def test_prune_reads_and_writes_object_storage(s3, s3_digits, tmp_path):
+    """`dssl data prune` from S3 shards into an S3 folder: the kept ids and the scores land there."""
+    from distributed_ssl.cli import main
+    from distributed_ssl.data.kept_ids import load_kept_ids
+
+    out = f"s3://{BUCKET}/pruned"
+    assert main(["data", "prune", f"{s3_digits}/train", out, "--strategy", "random", "--keep", "0.5"]) == 0
+    assert {"kept_ids.json", "scores.parquet"} <= _files("pruned")
+    kept = load_kept_ids(out)
+    assert kept.num_kept == round(0.5 * 1438) and kept.source == f"{s3_digits}/train"

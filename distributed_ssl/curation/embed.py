@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,7 +85,7 @@ def embed_shards(run_dir: str, shards: str, out: str, actors: int | None = None,
     paths = shard_paths(shards, manifest)
     # At least a few blocks per actor, or a small shard folder arrives as one block and one actor does all.
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns, override_num_blocks=max(len(paths), 4 * actors))
-    ds = ds.map_batches(EncoderEmbedder, fn_constructor_kwargs={"run_dir": str(Path(run_dir).resolve()),
+    ds = ds.map_batches(EncoderEmbedder, fn_constructor_kwargs={"run_dir": storage.normalize(run_dir),
                                                                 "threads": max(int(cpus_per_actor), 1)},
                         batch_size=batch_size, batch_format="numpy", concurrency=actors,
                         num_gpus=1 if gpus else 0, num_cpus=cpus_per_actor)

@@ -14,6 +14,7 @@ from distributed_ssl.data.image_io import decode_image  # noqa: E402
 from distributed_ssl.data.kept_ids import keep_rows  # noqa: E402
 from distributed_ssl.data.manifest import load_manifest  # noqa: E402
 from distributed_ssl.data.shard_reader import read_shards  # noqa: E402
+from distributed_ssl.util import storage  # noqa: E402
 
 
 def plot_score_histogram(scores: torch.Tensor, kept: torch.Tensor, path: str, title: str) -> str:
@@ -27,7 +28,7 @@ def plot_score_histogram(scores: torch.Tensor, kept: torch.Tensor, path: str, ti
     ax.set_title(title, fontsize=10)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    _save(fig, path, dpi=110)
     plt.close(fig)
     return path
 
@@ -74,9 +75,19 @@ def plot_prototypes(shards: str, ids: list[str], clusters: torch.Tensor, scores:
     ax.tick_params(length=0)
     for spine in ax.spines.values():
         spine.set_visible(False)
-    fig.savefig(path, dpi=110, bbox_inches="tight")
+    _save(fig, path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def _save(fig, path: str, **options) -> None:
+    """A PNG to a local path or a URI (the pruning output folder may be on object storage)."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", **options)
+    fs, where = storage.resolve(path)
+    storage.write_bytes(fs, where, buffer.getvalue())
 
 
 def _paste(mosaic: np.ndarray, img: np.ndarray, top: int, left: int) -> None:

@@ -8,7 +8,6 @@ cosine distance to its centroid, SemDedup redundancy, kept), `score_histogram.pn
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import pyarrow as pa
@@ -115,7 +114,7 @@ def prune(shards: str, out: str, opts: PruneOptions, embeddings_uri: str | None 
                "init": opts.init, "seed": opts.seed, "embeddings": embeddings_uri}
     fs, root = storage.resolve(out)
     fs.create_dir(root, recursive=True)
-    write_kept_ids(KeptIds(str(Path(shards).resolve()) if "://" not in shards else shards,
+    write_kept_ids(KeptIds(storage.normalize(shards),
                            manifest.num_records, opts.strategy, kept_ids, details,
                            source_fingerprint=manifest_fingerprint(manifest)), out)
     table = {"id": pa.array(ids, pa.string()), "kept": pa.array(kept_mask.numpy())}
@@ -124,7 +123,7 @@ def prune(shards: str, out: str, opts: PruneOptions, embeddings_uri: str | None 
     summary: dict[str, Any] = {"strategy": opts.strategy, "records": len(ids), "kept": len(kept_ids),
                                "kept_fraction": round(len(kept_ids) / len(ids), 4),
                                "kept_ids": storage.join(root, "kept_ids.json")}
-    if opts.plots and "score" in columns and "://" not in out:
+    if opts.plots and "score" in columns:  # a URI too: plots are written through storage
         summary["histogram"] = plot_score_histogram(columns["score"], kept_mask, f"{out}/score_histogram.png",
                                                     title=f"{opts.strategy}: cosine distance to nearest centroid")
         if manifest.modality == "image":
