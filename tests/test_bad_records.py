@@ -1,5 +1,6 @@
 """Corrupt records are counted and skipped, never trained on, and too many stop the pipeline with a clear error."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -77,5 +78,10 @@ def test_bad_record_limit_is_not_retried_as_a_crash(ray_cluster, digits, digits_
         "train.max_steps": 20}))
     with pytest.raises(DatasetError, match="max_bad_fraction"):
         run_training(cfg)
-    assert (run_dir / FATAL_FILE).is_file()
-    assert not list((run_dir / "train").glob("checkpoint_*")), "it trained on after the error"
+    assert (run_dir / FATAL_FILE).is_file() and "max_bad_fraction" in (run_dir / FATAL_FILE).read_text()
+    assert not (run_dir / "summary.json").exists()
+    from mlflow.tracking import MlflowClient
+
+    state = json.loads((run_dir / "run.json").read_text())
+    run = MlflowClient(state["tracking_uri"]).get_run(state["mlflow_run_id"])
+    assert run.info.status == "FAILED" and "resumed_from_step" not in run.data.tags  # the restart did not train

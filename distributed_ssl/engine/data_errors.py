@@ -18,7 +18,11 @@ DETERMINISTIC = (BadDataError, DatasetError, RecordDecodeError)
 
 
 def deterministic_cause(exc: BaseException) -> BaseException | None:
-    """The deterministic data error behind `exc` (Ray wraps task errors; causes are chained), else None."""
+    """The deterministic data error behind `exc`, else None.
+
+    Ray wraps a Ray Data task's error (RayTaskError → UserCodeException → the error itself), and the chain does not
+    always survive the trip between processes; then only its text names the error, and that text is what is kept.
+    """
     seen: set[int] = set()
     todo: list[BaseException | None] = [exc]
     while todo:
@@ -29,6 +33,11 @@ def deterministic_cause(exc: BaseException) -> BaseException | None:
         if isinstance(current, DETERMINISTIC):
             return current
         todo += [current.__cause__, current.__context__, getattr(current, "cause", None)]
+    for kind in DETERMINISTIC:  # the limit error before the record errors that led to it
+        for line in str(exc).splitlines():
+            marker = f"{kind.__name__}: "
+            if marker in line:
+                return kind(line[line.index(marker) + len(marker):].strip())
     return None
 
 
