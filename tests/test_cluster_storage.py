@@ -165,7 +165,9 @@ def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server,
     assert synced.returncode == 0 and "synced 0 buffered records" in synced.stdout, synced.stderr[-3000:]
 
     # `dssl train --resume` reads the config and the last checkpoint back from S3 and continues the same run.
-    resumed = _dssl(["train", "--resume", f"s3://{BUCKET}/{run}", "train.max_steps=28"], cwd=tmp_path)
+    # (the finished run ended its epoch count at 2 when max_steps stopped it, so a longer run needs a third epoch)
+    resumed = _dssl(["train", "--resume", f"s3://{BUCKET}/{run}", "train.max_steps=28", "train.epochs=3"],
+                    cwd=tmp_path)
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
     with _s3_fs().open_input_stream(f"{BUCKET}/{run}/summary.json") as f:
         after = json.loads(f.read())
