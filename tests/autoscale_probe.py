@@ -96,7 +96,8 @@ def main(address: str, tasks: int, down_timeout_s: float, sweep_dir: str | None 
                               capture_output=True, text=True, timeout=400)
         if proc.returncode != 0:
             raise RuntimeError(f"the sweep failed:\n{proc.stderr[-4000:]}")
-        sweep = json.loads(proc.stdout.strip().splitlines()[-1])
+        # the last JSON line: Ray and the sweep may print after it
+        sweep = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
         mark("sweep_done")
         sweep["scaled_down"] = wait_for_head_alone(down_timeout_s)
         if not sweep["scaled_down"]:
