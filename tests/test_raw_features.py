@@ -157,10 +157,11 @@ def test_digits_raw_features_knn_is_well_above_chance(image_splits, digits, one_
     assert raw_feature_knn("image", one_split, cfg.eval) > 0.8  # measured 0.908 on 359 records
 
 
-def test_other_modalities_raw_knn_runs_and_is_a_fraction(audio_splits, lidar_splits, tmp_path, one_thread):
+def test_other_modalities_raw_knn_beats_chance(audio_splits, lidar_splits, tmp_path, one_thread):
     for modality, splits in (("audio", audio_splits), ("lidar", lidar_splits)):
         acc = raw_feature_knn(modality, splits, _cfg(modality, tmp_path).eval)
-        assert 0.0 <= acc <= 1.0
+        chance = 1.0 / next(iter(splits.values())).num_classes
+        assert acc > 2 * chance, (modality, acc)  # measured: audio 0.66 (8 words), LiDAR 0.92 (4 scenes)
 
 
 def test_dssl_eval_reports_raw_features_knn(digits, tmp_path, capsys, one_thread):
