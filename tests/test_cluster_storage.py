@@ -254,3 +254,48 @@ def test_prune_reads_and_writes_object_storage(s3, s3_digits, tmp_path):
     assert {"kept_ids.json", "scores.parquet"} <= _files("pruned")
     kept = load_kept_ids(out)
     assert kept.num_kept == round(0.5 * 1438) and kept.source == f"{s3_digits}/train"
+
+
+def _publish_on_s3(src: str, dst: str, count: int) -> None:
+    """dst holds the first `count` shards of src (object copies) and their manifest: "new data arriving"."""
+    from dataclasses import asdict
+
+    from distributed_ssl.data.manifest import MANIFEST_NAME, Manifest, load_manifest
+
+    fs = _s3_fs()
+    manifest = load_manifest(src)
+    shards = manifest.shards[:count]
+    for shard in shards:
+        fs.copy_file(f"{src[5:]}/{shard.file}", f"{dst[5:]}/{shard.file}")
+    subset = Manifest(**{**asdict(manifest), "shards": shards, "num_records": sum(s.num_records for s in shards)})
+    with fs.open_output_stream(f"{dst[5:]}/{MANIFEST_NAME}") as f:
+        f.write(Manifest.to_json(subset).encode())
+
+
+@pytest.mark.reliability(failure="scheduled retraining with retrain.root and data on S3, workers on another node",
+                         response="passes, history, lock and the champion's weights live on S3; the second pass "
+                                  "warm-starts from the champion read there; nothing is written to local disk")
+def test_retrain_keeps_its_state_on_s3(cluster, s3_digits, mlflow_server, tmp_path):
+    from distributed_ssl.retrain.history import read_records
+
+    incoming, root = f"s3://{BUCKET}/incoming", f"s3://{BUCKET}/retrain"
+    overrides = [a for a in _overrides(s3_digits, "unused", mlflow_server.uri, **{
+        "train.max_steps": 4, "scaling.num_workers": 1, "retrain.root": root, "retrain.tolerance": 1.0,
+        "retrain.model_name": "s3-encoder", "run.ray_address": cluster["head"].gcs_address})
+        if not a.startswith("data.train=")] + [f"data.train={incoming}"]
+    for shards, expected in ((2, "version 1 promoted"), (3, "version 2 promoted")):
+        _publish_on_s3(f"{s3_digits}/train", incoming, shards)
+        out = _dssl(["retrain", str(RECIPE), *overrides], cwd=tmp_path)
+        assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
+        assert expected in out.stdout + out.stderr, (out.stdout + out.stderr)[-3000:]
+    history = read_records(f"{root}/history.jsonl")
+    assert [(r["status"], r["version"], r["champion_version"]) for r in history] == [
+        ("promoted", 1, None), ("promoted", 2, 1)]
+    second = history[1]["pass_id"]
+    files = _files("retrain")
+    assert {f"passes/{second}/champion/encoder.pt", f"passes/{second}/run/encoder.pt"} <= files, files
+    assert ".dssl-lock" not in files  # the lease is released when the pass ends
+    client = MlflowClient(mlflow_server.uri)
+    run = client.get_run(history[1]["run_id"])
+    assert run.data.tags["dssl.warm_start_version"] == "1"
+    assert list(tmp_path.iterdir()) == []

@@ -90,7 +90,7 @@ def test_period_parsing_and_schedule_loop():
 def test_state_paths_default_to_one_shared_store_under_root(tmp_path):
     paths = retrain_pass.retrain_paths(load_config(None, {"retrain.root": str(tmp_path / "r")}))
     assert paths.tracking_uri == f"sqlite:///{tmp_path / 'r' / 'mlflow.db'}"
-    assert paths.history == tmp_path / "r" / "history.jsonl" and paths.lock == tmp_path / "r" / "retrain.lock"
+    assert paths.history == str(tmp_path / "r" / "history.jsonl") and paths.lock == str(tmp_path / "r" / "retrain.lock")
     with pytest.raises(ConfigError, match="tracking.uri=/x/mlruns: the model registry needs a database"):
         retrain_pass.retrain_paths(load_config(None, {"tracking.uri": "/x/mlruns"}))
 

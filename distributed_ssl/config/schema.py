@@ -332,7 +332,7 @@ class TuneConfig(_Section):
 class RetrainConfig(_Section):
     """`dssl retrain`: where passes live, which registered model and alias they gate, and the promotion rule."""
 
-    root: str = Field("runs/retrain", description="Folder for pass run dirs, the lock, the history file and, "
+    root: str = Field("runs/retrain", description="Folder or URI for pass run dirs, the lock, the history file and, "
                       "unless tracking.uri is set, the shared MLflow SQLite store that holds the model registry.")
     model_name: str = Field("dssl_encoder", min_length=1, description="Registered model name in MLflow.")
     alias: str = Field("champion", min_length=1, description="Alias that marks the production encoder.")

@@ -60,6 +60,14 @@ def _read_shard(fs: pafs.FileSystem, path: str, info: ShardInfo, modality: str, 
     return table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
 
 
+def _read_listed_shards(listing: pa.Table, root: str, manifest: Manifest, columns: list[str]) -> pa.Table:
+    """The Ray Data step of the streaming branch: the shards named in `listing`, each read and verified."""
+    fs, _ = storage.resolve(root)
+    tables = [_read_shard(fs, path, manifest.shards[i], manifest.modality, columns)
+              for path, i in zip(listing["path"].to_pylist(), listing["shard"].to_pylist(), strict=True)]
+    return pa.concat_tables(tables)
+
+
 def read_train_records(cfg: SSLConfig, columns: list[str], manifest: Manifest | None = None) -> ray.data.Dataset:
     """The raw records of data.train (the modality's `columns`), restricted to `data.keep_ids` when set."""
     manifest = manifest or open_train_manifest(cfg)
@@ -75,7 +83,13 @@ def read_train_records(cfg: SSLConfig, columns: list[str], manifest: Manifest | 
         if kept_array is not None:
             tables = [keep_rows(t, kept=kept_array) for t in tables]
         return ray.data.from_arrow(tables)
-    ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns, include_paths=True)
+    # Larger sets stream from storage every epoch, one Ray task a shard, each shard verified like the small-set
+    # path (sha256, exact schema, no pickled objects) before any of its values is used: `read_parquet` would
+    # decode whatever the file holds.
+    shards = ray.data.from_items([{"path": path, "shard": i} for i, path in enumerate(paths)],
+                                 override_num_blocks=len(paths))
+    ds = shards.map_batches(functools.partial(_read_listed_shards, root=cfg.data.train, manifest=manifest,
+                                              columns=columns), batch_format="pyarrow", batch_size=1)
     if kept_array is not None:
         ds = ds.map_batches(functools.partial(keep_rows, kept=kept_array), batch_format="pyarrow",
                             batch_size=None, zero_copy_batch=True)

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from distributed_ssl.config.loader import ConfigError
@@ -114,8 +114,11 @@ class RunLock:
     belongs to a dead process and is taken over.
     """
 
-    def __init__(self, run_dir: RunDir):
+    def __init__(self, run_dir: RunDir, busy: Callable[[str], Exception] | None = None):
+        """`busy(holder)` builds the error raised when another process holds the lock (default: a ConfigError
+        about run.dir)."""
         self.run_dir = run_dir
+        self._busy = busy
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._fd: int | None = None
         self._stop = threading.Event()
@@ -129,6 +132,8 @@ class RunLock:
             self._acquire_lease()
 
     def _refuse(self, holder: str) -> None:
+        if self._busy is not None:
+            raise self._busy(holder)
         raise ConfigError(f"run.dir={self.run_dir.uri} is in use by another dssl process ({holder}): wait for it "
                           "to end, or choose another run.dir")
 

@@ -1,8 +1,10 @@
-"""One retraining pass at a time: an exclusive `flock` on ROOT/retrain.lock.
+"""One retraining pass at a time: an exclusive `flock` on ROOT/retrain.lock, or a lease when ROOT is a URI.
 
 `flock` rather than a "lock file exists" check: the kernel drops the lock when the holder exits, however it
 exits, so a crashed or killed pass never leaves a stale lock that blocks every later pass. The holder writes
-its pid, host and start time into the file so that the pass turned away can say who is running.
+its pid, host and start time into the file so that the pass turned away can say who is running. Object storage
+has no locks: there the run-dir lease of `launch/run_dir_guard.py` (refreshed while held, taken over once
+stale) guards ROOT instead.
 """
 
 from __future__ import annotations
@@ -16,24 +18,46 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from distributed_ssl.launch.run_dir_guard import RunLock
+from distributed_ssl.util import storage
+from distributed_ssl.util.run_dir import RunDir
+
 
 class PassBusy(RuntimeError):
     """Another pass holds the lock; the message says which process and since when."""
 
 
+def _busy(holder: str, lock: str) -> PassBusy:
+    return PassBusy(f"another retrain pass is running ({holder}; lock {lock}): this pass exits without training")
+
+
 @contextmanager
-def pass_lock(path: str | Path) -> Iterator[None]:
-    """Hold the lock for the `with` body, or raise PassBusy at once (never wait: the next schedule will come)."""
-    path = Path(path)
+def pass_lock(location: str | Path) -> Iterator[None]:
+    """Hold the lock for the `with` body, or raise PassBusy at once (never wait: the next schedule will come).
+
+    `location` is the lock file; when it is a URI, its folder is held with a lease instead."""
+    if storage.is_uri(str(location)):
+        folder = str(location).rsplit("/", 1)[0]
+        lease = RunLock(RunDir(folder), busy=lambda holder: _busy(holder, folder))
+        lease.acquire()
+        try:
+            yield
+        finally:
+            lease.release()
+        return
+    with _flock(Path(location)):
+        yield
+
+
+@contextmanager
+def _flock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
-            raise PassBusy(f"another retrain pass is running ({holder}; lock {path}): this pass exits "
-                           "without training") from None
+            raise _busy(_read_holder(fd), str(path)) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                                   "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}).encode(), 0)

@@ -8,6 +8,7 @@ leaves the champion as it was. Every outcome (trained, skipped, failed) is appen
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,9 @@ from distributed_ssl.retrain.pass_lock import PassBusy, pass_lock
 from distributed_ssl.retrain.promotion import decide
 from distributed_ssl.retrain.registry import TAG, EncoderRegistry, VersionInfo
 from distributed_ssl.tracking.mlflow_tracking import RunLogger
+from distributed_ssl.util import storage
+from distributed_ssl.util.redaction import redact_text
+from distributed_ssl.util.run_dir import ENCODER_FILE, RunDir
 
 log = logging.getLogger("distributed_ssl.retrain")
 Status = Literal["skipped", "promoted", "rejected", "busy", "failed"]
@@ -49,22 +53,32 @@ class PassResult:
 
 @dataclass(frozen=True)
 class RetrainPaths:
-    root: Path
-    history: Path
-    lock: Path
+    """Where passes keep their state; each a local path or a URI (`retrain.root=s3://...`)."""
+
+    root: str
+    history: str
+    lock: str
     tracking_uri: str
+
+    @property
+    def is_local(self) -> bool:
+        return not storage.is_uri(self.root)
 
 
 def retrain_paths(cfg: SSLConfig) -> RetrainPaths:
     """Where this retraining setup keeps its state; one shared tracking store so versions accumulate."""
-    root = Path(cfg.retrain.root).expanduser().resolve()
-    history = Path(cfg.retrain.history_file).expanduser().resolve() if cfg.retrain.history_file \
-        else root / "history.jsonl"
-    uri = cfg.tracking.uri or f"sqlite:///{root / 'mlflow.db'}"
+    root = storage.normalize(cfg.retrain.root)
+    history = storage.normalize(cfg.retrain.history_file) if cfg.retrain.history_file \
+        else storage.join(root, "history.jsonl")
+    if cfg.tracking.uri is None and storage.is_uri(root):
+        raise ConfigError(f"retrain.root={redact_text(root)} is object storage, which cannot hold the default SQLite "
+                          "model registry: set tracking.uri to an MLflow server (mlflow server --host 127.0.0.1 "
+                          "--serve-artifacts ...) or a database")
+    uri = cfg.tracking.uri or f"sqlite:///{storage.join(root, 'mlflow.db')}"
     if uri.startswith(("file:", "./", "/")) or "://" not in uri:
         raise ConfigError(f"tracking.uri={uri}: the model registry needs a database-backed store "
                           "(sqlite:///path.db or http://tracking-server)")
-    return RetrainPaths(root, history, root / "retrain.lock", uri)
+    return RetrainPaths(root, history, storage.join(root, "retrain.lock"), uri)
 
 
 def run_pass(cfg: SSLConfig) -> PassResult:
@@ -88,11 +102,12 @@ def _record(paths: RetrainPaths, pass_id: str, result: PassResult, **extra: Any)
                                   "champion_metric": result.champion_metric, "run_dir": result.run_dir, **extra})
 
 
-def _ensure_experiment(uri: str, name: str, root: Path) -> None:
+def _ensure_experiment(uri: str, name: str, paths: RetrainPaths) -> None:
     """Artifacts of every pass under ROOT/mlartifacts (not inside the first pass's run dir, which may go)."""
     client = MlflowClient(uri)
     if client.get_experiment_by_name(name) is None:
-        location = (root / "mlartifacts").as_uri() if uri.startswith("sqlite:") else None
+        local_store = uri.startswith("sqlite:") and paths.is_local
+        location = Path(paths.root, "mlartifacts").as_uri() if local_store else None
         client.create_experiment(name, artifact_location=location)
 
 
@@ -113,25 +128,25 @@ def _locked_pass(cfg: SSLConfig, paths: RetrainPaths) -> PassResult:
         return result
 
     champion = registry.champion(cfg.retrain.alias)
-    pass_dir = paths.root / "passes" / pass_id
-    run_dir = pass_dir / "run"
+    pass_dir = storage.join(paths.root, "passes", pass_id)
+    run_dir = storage.join(pass_dir, "run")
     try:
         init_from = cfg.model.init_from
         if champion is not None:
-            init_from = str(registry.download_encoder(champion, pass_dir / "champion"))
+            init_from = _champion_weights(registry, champion, pass_dir)
         train_cfg = cfg.model_copy(update={
             "run": cfg.run.model_copy(update={"dir": str(run_dir), "name": f"retrain-{pass_id}"}),
             "tracking": cfg.tracking.model_copy(update={"uri": paths.tracking_uri}),
             "model": cfg.model.model_copy(update={"init_from": init_from}),
         })
-        _ensure_experiment(paths.tracking_uri, cfg.tracking.experiment, paths.root)
+        _ensure_experiment(paths.tracking_uri, cfg.tracking.experiment, paths)
         log.info("retrain pass %s: %d new shards, warm start from %s", pass_id, len(new_shards),
                  f"version {champion.version}" if champion else (init_from or "random weights"))
         summary = run_training(train_cfg, extra_tags={
             TAG + "retrain_pass": pass_id, TAG + "warm_start_version": str(champion.version) if champion else "none"})
         splits = load_labeled(cfg.data.eval, cfg)
-        metric = probe_weights(run_dir / "encoder.pt", cfg, splits)
-        champion_metric = probe_weights(Path(init_from), cfg, splits) if champion is not None else None
+        metric = probe_weights(storage.join(run_dir, ENCODER_FILE), cfg, splits)
+        champion_metric = probe_weights(init_from, cfg, splits) if champion is not None else None
         version = registry.register(summary["mlflow_run_id"], metric, current, new_shards, {
             "retrain_pass": pass_id, "champion_version": str(champion.version) if champion else "none",
             f"champion_{cfg.retrain.metric}": f"{champion_metric:.6f}" if champion_metric is not None else "none",
@@ -148,6 +163,16 @@ def _locked_pass(cfg: SSLConfig, paths: RetrainPaths) -> PassResult:
     _tag_run(paths.tracking_uri, summary["mlflow_run_id"], result, cfg, version)
     _record(paths, pass_id, result, run_id=summary["mlflow_run_id"], **base)
     return result
+
+
+def _champion_weights(registry: EncoderRegistry, champion: VersionInfo, pass_dir: str) -> str:
+    """The champion's encoder.pt under PASS_DIR/champion, where every training worker can read it (on object
+    storage when the root is there)."""
+    if not storage.is_uri(pass_dir):
+        return str(registry.download_encoder(champion, Path(pass_dir, "champion")))
+    with tempfile.TemporaryDirectory(prefix="dssl-champion-") as tmp:
+        local = registry.download_encoder(champion, Path(tmp))
+        return RunDir(storage.join(pass_dir, "champion")).upload(local, ENCODER_FILE)
 
 
 def _tag_run(uri: str, run_id: str, result: PassResult, cfg: SSLConfig, version: VersionInfo) -> None:
