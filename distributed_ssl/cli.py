@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
@@ -245,7 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
     # sub-parsers inherit the class: every command takes its options before or after its positionals
     p = IntermixedArgumentParser(prog="dssl", description="Self-supervised pretraining on Ray Train + DeepSpeed.",
                                  epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="debug logging, and Ray's, DeepSpeed's and torch's own output on the console (without it "
+                   "they go to RUN_DIR/logs/)")
     sub = p.add_subparsers(dest="command", required=True)
     _add_data_commands(sub)
     _add_run_commands(sub)
@@ -420,8 +421,9 @@ def main(argv: list[str] | None = None) -> int:
 
     use_ray_token_auth()  # before anything imports Ray
     ns = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if ns.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from distributed_ssl.launch.console import configure_console_logging
+
+    configure_console_logging(ns.verbose)
     install_log_redaction()
     try:
         return ns.fn(ns)

@@ -53,4 +53,5 @@ def accept_verbose_everywhere(parser: argparse.ArgumentParser) -> None:
     for leaf in leaf_parsers(parser):
         if "--verbose" not in leaf._option_string_actions:
             leaf.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                              help="debug logging (also accepted before the command)")
+                              help="debug logging and the libraries' own output on the console (also before "
+                              "the command)")

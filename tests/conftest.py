@@ -51,6 +51,17 @@ def tiny_overrides(digits: Path, run_dir: Path, **extra) -> list[str]:
     return [f"{k}={v}" for k, v in values.items()]
 
 
+# What only Ray's, DeepSpeed's and torch's own output prints; none of it may reach the console without -v.
+LIBRARY_OUTPUT = ("RayTrainWorker", "TrainController", "TrainingReport", "SplitCoordinator", "Setting accelerator",
+                  "FutureWarning", "core_worker", "deepspeed_shm_comm_op", "Started a local Ray instance",
+                  "Creating initial MLflow database tables")
+
+
+def assert_quiet_console(output: str) -> None:
+    found = [text for text in LIBRARY_OUTPUT if text in output]
+    assert not found, f"library output on the console: {found}\n{output[-3000:]}"
+
+
 @pytest.fixture(scope="session")
 def digits_with_bad(digits, tmp_path_factory) -> Path:
     """The digits train split plus 3 corrupt records (truncated PNG, random bytes, empty) in their own shard."""

@@ -20,6 +20,7 @@ import pyarrow.fs as pafs
 import pytest
 from mlflow.tracking import MlflowClient
 
+from tests.conftest import assert_quiet_console
 from tests.local_ray_head import VENV_BIN, start_head, start_worker_node, stop_head
 from tests.s3_server import S3Server, python_without_package
 
@@ -138,6 +139,8 @@ def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server,
     assert out.returncode == 0, (out.stdout + out.stderr)[-5000:]
     assert killed, "no worker was killed: the test did not exercise a failure"
     assert "preflight: 2 nodes reach" in out.stdout + out.stderr
+    assert_quiet_console(out.stdout + out.stderr)  # the restart included: Ray's own account of it is in logs/
+    assert "train step 24/24 epoch 2/2" in out.stdout
     assert out.stdout.strip().splitlines()[-1] == f"s3://{BUCKET}/{run}/summary.json"
 
     files = _files(run)
@@ -166,9 +169,12 @@ def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server,
 
     # `dssl train --resume` reads the config and the last checkpoint back from S3 and continues the same run.
     # (the finished run ended its epoch count at 2 when max_steps stopped it, so a longer run needs a third epoch)
-    resumed = _dssl(["train", "--resume", f"s3://{BUCKET}/{run}", "train.max_steps=28", "train.epochs=3"],
+    # With -v, the workers' own output comes back to the console.
+    resumed = _dssl(["train", "--resume", f"s3://{BUCKET}/{run}", "train.max_steps=28", "train.epochs=3", "-v"],
                     cwd=tmp_path)
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-4000:]
+    assert "RayTrainWorker" in resumed.stdout + resumed.stderr
+    assert {"logs/driver.log", "logs/rank0.log", "logs/rank1.log"} <= _files(run)
     with _s3_fs().open_input_stream(f"{BUCKET}/{run}/summary.json") as f:
         after = json.loads(f.read())
     assert after["steps"] == 28 and after["mlflow_run_id"] == summary["mlflow_run_id"]

@@ -24,7 +24,7 @@ from distributed_ssl.retrain.pass_lock import PassBusy, pass_lock
 from distributed_ssl.retrain.promotion import decide
 from distributed_ssl.retrain.registry import TAG
 from distributed_ssl.retrain.scheduler import parse_period, run_every
-from tests.conftest import tiny_overrides
+from tests.conftest import assert_quiet_console, tiny_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPE = ROOT / "jobs" / "configs" / "image_simclr.yaml"
@@ -134,6 +134,12 @@ def test_retrain_passes_promote_skip_reject_and_lock(ray_cluster, digits, tmp_pa
     out, _ = first.communicate(timeout=400)
     assert first.returncode == 0, out[-4000:]
     assert "version 1 promoted: no champion yet" in out
+    # The console is ours: progress and eval lines, none of Ray's, DeepSpeed's or torch's output (that is in logs/).
+    assert_quiet_console(out)
+    assert " step 6/6 epoch 1/1 loss" in out and "epoch 1 (step 6): kNN" in out, out[-3000:]
+    pass_dir = next((root / "passes").iterdir())
+    logs = {p.name: p.read_text() for p in (pass_dir / "run" / "logs").iterdir()}
+    assert set(logs) == {"driver.log", "rank0.log"} and "step 6/6 loss" in logs["rank0.log"]
 
     # Pass 2: the same shards → nothing runs.
     assert main(["retrain", str(RECIPE), *overrides]) == 0

@@ -1,6 +1,8 @@
 """Real end-to-end runs: Ray Data → 2 Ray Train workers → DeepSpeed ZeRO → kNN → MLflow, then resume."""
 
 import json
+import threading
+import time
 from itertools import pairwise
 from pathlib import Path
 
@@ -106,14 +108,53 @@ def test_mae_zero3_trains_and_skips_corrupt_records(ray_cluster, digits, digits_
     assert (run_dir / "encoder.pt").exists()
 
 
+def _stop_server_once_the_run_exists(server, run_dir: Path, stopped: threading.Event,
+                                     stop: threading.Event) -> None:
+    """Kill the tracking server as soon as the run is created (run.json written): the preview, every step's
+    metrics, the probes, encoder.pt and summary.json are then logged during the outage."""
+    while not stop.is_set():
+        if (run_dir / "run.json").exists():
+            server.stop()
+            stopped.set()
+            return
+        time.sleep(0.05)
+
+
 @pytest.mark.slow
-def test_byol_zero3_trains_with_an_ema_teacher(ray_cluster, digits, tmp_path):
+@pytest.mark.reliability(failure="the MLflow server killed right after a real 2-worker run created its MLflow run, "
+                                 "and started again only after training ended",
+                         response="training finishes undisturbed; after `dssl sync RUN_DIR` every step's metrics "
+                                  "(once each), the views preview, encoder.pt and summary.json are on the server "
+                                  "and the run is FINISHED")
+def test_byol_zero3_trains_with_an_ema_teacher_through_a_tracking_outage(ray_cluster, digits, mlflow_server,
+                                                                         tmp_path, capsys):
     run_dir = tmp_path / "byol"
-    summary, on_disk = _train_tiny("image_byol.yaml", digits, run_dir, "byol",
-                                   **{"train.max_steps": 16, "deepspeed.zero_stage": 3})
-    assert on_disk["steps"] == 16 and 0.0 <= on_disk["knn_top1"] <= 1.0
-    client, _, values = _loss_history(summary)
+    stopped, stop = threading.Event(), threading.Event()
+    watcher = threading.Thread(target=_stop_server_once_the_run_exists, args=(mlflow_server, run_dir, stopped, stop))
+    watcher.start()
+    try:
+        summary, on_disk = _train_tiny("image_byol.yaml", digits, run_dir, "byol", **{
+            "train.max_steps": 16, "deepspeed.zero_stage": 3, "tracking.uri": mlflow_server.uri,
+            "tracking.retries": 0})
+    finally:
+        stop.set()
+        watcher.join()
+        mlflow_server.start()
+    assert stopped.is_set(), "the server was never stopped: the test did not exercise an outage"
+    assert on_disk["steps"] == 16
+    assert main(["sync", str(run_dir)]) == 0
+    assert "synced" in capsys.readouterr().out
+    assert not (run_dir / "mlflow_buffer").exists() or not list((run_dir / "mlflow_buffer").iterdir())
+
+    client, steps, values = _loss_history(summary)
+    assert steps == sorted(set(steps)) and steps[-1] == 16  # every window once, none twice
     _assert_loss_falls(values)
     momentum = [m.value for m in sorted(client.get_metric_history(summary["mlflow_run_id"], "momentum"),
                                         key=lambda m: m.step)]
     assert momentum[0] >= 0.99 and all(b > a for a, b in pairwise(momentum)), momentum
+    run = client.get_run(summary["mlflow_run_id"])
+    assert run.info.status == "FINISHED" and {"knn_top1_final", "knn_top1_random_init"} <= set(run.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"encoder.pt", "summary.json", "views.png", "config.yaml"} <= artifacts, artifacts
+    downloaded = client.download_artifacts(run.info.run_id, "encoder.pt", str(tmp_path / "download"))
+    assert Path(downloaded).read_bytes() == (run_dir / "encoder.pt").read_bytes()

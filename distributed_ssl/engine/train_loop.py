@@ -25,6 +25,7 @@ from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
 from distributed_ssl.engine.probe_logging import collapse_warning, log_probe
+from distributed_ssl.engine.progress import EvalProgress, NoteProgress, ProgressSender, StepProgress
 from distributed_ssl.engine.warm_start import load_encoder_weights
 from distributed_ssl.evaluation.probe_suite import probe_encoder
 from distributed_ssl.evaluation.raw_features import raw_feature_knn
@@ -32,6 +33,7 @@ from distributed_ssl.methods.ema_teacher import ema_teachers
 from distributed_ssl.methods.registry import build_encoder_for, build_method
 from distributed_ssl.modalities.registry import get_modality
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, logger_retry_kwargs
+from distributed_ssl.util.log_file import LogFile
 from distributed_ssl.util.run_dir import ENCODER_FILE, RunDir
 from distributed_ssl.util.schedules import warmup_cosine
 
@@ -74,6 +76,8 @@ def train_worker(config: dict[str, Any]) -> None:
     if read_fatal(run_dir) is not None:
         ray.train.report({"fatal_data_error": True})
         return
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    worker_log = LogFile(f"rank{ray.train.get_context().get_world_rank()}.log")  # RUN_DIR/logs/rankR.log
     try:
         _train(config)
     except Exception as exc:
@@ -81,13 +85,15 @@ def train_worker(config: dict[str, Any]) -> None:
         if cause is not None:
             record_fatal(run_dir, cause)
         raise
+    finally:
+        worker_log.save_to(run_dir)
+        worker_log.discard()
 
 
 def _train(config: dict[str, Any]) -> None:
     import deepspeed
 
     cfg = SSLConfig.model_validate(config["cfg"])
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
     steps_per_epoch: int = config["steps_per_epoch"]
@@ -98,6 +104,7 @@ def _train(config: dict[str, Any]) -> None:
     np.random.seed(cfg.train.seed + rank)
     logger = RunLogger(config["tracking_uri"], config["mlflow_run_id"], buffer_dir=config["run_dir"],
                        **logger_retry_kwargs(cfg)) if rank == 0 else None
+    console = ProgressSender(config.get("progress_board") if rank == 0 else None)
 
     method = build_method(cfg).to(device)
     # decoded once by the driver (bad records counted there, before any worker started), shared via the object store
@@ -156,6 +163,8 @@ def _train(config: dict[str, Any]) -> None:
     meter, warned_wait = InputWaitMeter(), False
     last_loss = float("nan")
     preview_done = checkpoint is not None
+    per_pass, epochs_left_in_pass = int(config.get("epochs_per_pass") or 1), 0
+    batches = iter(())
     for epoch in range(start_epoch, cfg.train.epochs):
         if global_step >= total_steps:
             break
@@ -163,14 +172,18 @@ def _train(config: dict[str, Any]) -> None:
         window: dict[str, list[float]] = {}
         t_window = time.perf_counter()
         micro_in_epoch = skip_micro
-        batches = shard.iter_torch_batches(batch_size=cfg.train.batch_size, drop_last=True,
-                                           local_shuffle_buffer_size=(cfg.data.local_shuffle_buffer
-                                                                      if cfg.data.shuffle == "local" else None))
+        if epochs_left_in_pass == 0:  # a new pass of the data: `epochs_per_pass` epochs through one iterator
+            batches = iter(shard.iter_torch_batches(
+                batch_size=cfg.train.batch_size, drop_last=True,
+                local_shuffle_buffer_size=cfg.data.local_shuffle_buffer if cfg.data.shuffle == "local" else None))
+            epochs_left_in_pass = per_pass
+        epochs_left_in_pass -= 1
         meter.waiting()
-        for batch in batches:
-            meter.arrived()
-            if micro_in_epoch >= steps_per_epoch * accum or global_step >= total_steps:
+        while micro_in_epoch < steps_per_epoch * accum and global_step < total_steps:
+            batch = next(batches, None)
+            if batch is None:
                 break
+            meter.arrived()
             if not preview_done and rank == 0 and logger:
                 _log_preview(batch, cfg, logger, RunDir(config["run_dir"]))
                 preview_done = True
@@ -204,6 +217,8 @@ def _train(config: dict[str, Any]) -> None:
                 values["lr"] = lr
                 values["epoch"] = epoch
                 last_loss = values["loss"]
+                console.post(StepProgress(global_step, total_steps, epoch, cfg.train.epochs, values["loss"],
+                                          values["samples_per_s"], values["input_wait_fraction"]))
                 if logger:
                     logger.metrics(values, global_step)
                     log.info("step %d/%d loss %.4f lr %.2e %.1f samples/s, input wait %.0f%%", global_step,
@@ -213,6 +228,8 @@ def _train(config: dict[str, Any]) -> None:
                     if values["input_wait_fraction"] > WARN_ABOVE and late and not warned_wait:
                         log.warning("input wait %.0f%% of the last window: %s", 100 * values["input_wait_fraction"],
                                     ADVICE)
+                        console.post(NoteProgress(f"input wait {100 * values['input_wait_fraction']:.0f}% of the "
+                                                  f"last window: {ADVICE}"))
                         warned_wait = True
                 window, t_window = {}, time.perf_counter()
             if global_step % cfg.train.checkpoint_every == 0 and global_step < total_steps:
@@ -233,6 +250,8 @@ def _train(config: dict[str, Any]) -> None:
             knn = result.knn_top1
             probe = {**result.metrics(), "collapse_warning": collapse_warning(result, epoch_done)}
             log_probe(logger, result, baseline, epoch_done, global_step)
+            console.post(EvalProgress(epoch_done, global_step, result.knn_top1, result.linear_top1, knn_random,
+                                      baseline.linear_top1 if baseline else None, probe["collapse_warning"]))
         meta.update(global_step=global_step, epoch=epoch_done, micro_in_epoch=0, knn_top1=knn, probe=probe)
         is_last = epoch_done == cfg.train.epochs or global_step >= total_steps
         if not is_last:  # metrics only, unless PBT needs a restore point at each epoch end (see launch/pbt_trial.py)

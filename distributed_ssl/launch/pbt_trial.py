@@ -101,7 +101,7 @@ def run_pbt_trial(cfg: SSLConfig, trial_dir: Path, swept: dict[str, Any], tags: 
             run_training(cfg, resume=RunState.load(RunDir(trial_dir)) is not None, extra_tags=tags,
                          callbacks=[CheckpointQueueCallback(queue, cfg.tune.metric)],
                          init_checkpoint=init_checkpoint, ray_run_name=run_name, checkpoint_every_epoch=True,
-                         cluster_checks=False)
+                         cluster_checks=False, progress=False)
         except BaseException as exc:  # re-raised in the trial function, so Tune sees the trial fail
             failure.append(exc)
 

@@ -12,6 +12,7 @@ from typing import Any
 import ray
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.launch.console import is_verbose
 
 log = logging.getLogger("distributed_ssl.ray")
 
@@ -45,16 +46,16 @@ def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
     env: dict[str, Any] = {"env_vars": {"PYTHONWARNINGS": "ignore::DeprecationWarning"}}
     if address:
         if in_submitted_job():  # the job's runtime_env already ships the package; Ray merges only new fields
-            ray.init(address=address, runtime_env=env, log_to_driver=True)
+            ray.init(address=address, runtime_env=env, log_to_driver=is_verbose())
         else:
-            ray.init(address=address, runtime_env={**env, **package_runtime_env()}, log_to_driver=True)
+            ray.init(address=address, runtime_env={**env, **package_runtime_env()}, log_to_driver=is_verbose())
         keep_ray_data_helpers_on_this_node()
         return
     needed = max(math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2, math.ceil(min_cpus))
     num_cpus = cfg.run.ray_num_cpus or max(needed, 4, os.cpu_count() or 1)
     # address="local": never attach to some other cluster `ray start` left on this machine.
     ray.init(address="local", num_cpus=num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
-             dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=True)
+             dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=is_verbose())
 
 
 # Ray Data's detached, named helper actors, each made by a get-or-create function that places it on the

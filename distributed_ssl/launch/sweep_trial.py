@@ -46,4 +46,4 @@ def run_trial(config: dict[str, Any], base: dict[str, Any], sweep_dir: str, pare
         return
     resume = RunState.load(RunDir(trial_dir)) is not None
     run_training(cfg, resume=resume, callbacks=[EpochReportCallback(cfg.tune.metric)], extra_tags=tags,
-                 cluster_checks=False)
+                 cluster_checks=False, progress=False)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import ray.train
@@ -16,7 +18,11 @@ from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.bad_records import create_ledger, ledger_name
 from distributed_ssl.data.manifest import DatasetError, Manifest
 from distributed_ssl.data.splits import split_dirs
-from distributed_ssl.data.train_records import open_train_manifest, train_record_count
+from distributed_ssl.data.train_records import (
+    fits_in_object_store_cache,
+    open_train_manifest,
+    train_record_count,
+)
 from distributed_ssl.engine.checkpointing import remove_torn_checkpoints
 from distributed_ssl.engine.data_errors import FATAL_FILE, deterministic_cause, read_fatal
 from distributed_ssl.engine.train_loop import train_worker
@@ -27,6 +33,7 @@ from distributed_ssl.launch.cluster_checks import (
     cluster_shape,
     preflight,
 )
+from distributed_ssl.launch.console import RunConsole, route_library_logs
 from distributed_ssl.launch.ray_runtime import ensure_ray
 from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, RunState
@@ -40,6 +47,7 @@ from distributed_ssl.tracking.mlflow_tracking import (
     tracking_uri_for,
 )
 from distributed_ssl.util import storage
+from distributed_ssl.util.log_file import LOGS_DIR, LogFile
 from distributed_ssl.util.run_dir import RunDir
 
 log = logging.getLogger("distributed_ssl")
@@ -60,6 +68,25 @@ def plan_steps(cfg: SSLConfig, manifest: Manifest) -> tuple[int, int]:
     if cfg.train.max_steps:
         total = min(total, cfg.train.max_steps)
     return steps_per_epoch, total
+
+
+# A pass of the data iterator should hold at least this many optimizer steps: below it, Ray Data's start-up of
+# each pass (planning, the split coordinator, the first blocks) costs more than the pass computes.
+MIN_STEPS_PER_PASS = 50
+
+
+def epochs_per_pass(cfg: SSLConfig, manifest: Manifest, plan: tuple[int, int]) -> int:
+    """Epochs streamed through one Ray Data execution (see modalities/train_dataset.py), chosen so that the
+    passes divide the run's epochs about evenly (the last pass is not mostly thrown away). Only a set cached in
+    the object store is repeated: its blocks are shared, where a streamed set would pass a whole-pass shuffle
+    barrier several epochs wide."""
+    steps_per_epoch, total_steps = plan
+    if not fits_in_object_store_cache(cfg, manifest):
+        return 1
+    epochs = -(-total_steps // steps_per_epoch)  # the epochs this run reaches (max_steps may end it early)
+    wanted = -(-MIN_STEPS_PER_PASS // steps_per_epoch)
+    passes = -(-epochs // wanted)
+    return max(1, -(-epochs // passes))
 
 
 def validate_inputs(cfg: SSLConfig) -> Manifest:
@@ -121,7 +148,8 @@ def protected_paths(cfg: SSLConfig) -> list[str | None]:
 def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
                  extra_tags: dict[str, str] | None = None, callbacks: list | None = None,
                  init_checkpoint: str | None = None, ray_run_name: str = RAY_RUN_NAME,
-                 checkpoint_every_epoch: bool = False, cluster_checks: bool = True) -> dict[str, Any]:
+                 checkpoint_every_epoch: bool = False, cluster_checks: bool = True,
+                 progress: bool = True) -> dict[str, Any]:
     """Train, evaluate and summarise one run; returns the summary written to RUN_DIR/summary.json.
 
     Everything that can fail without training fails first, before a worker starts: the config and data
@@ -130,26 +158,55 @@ def run_training(cfg: SSLConfig, resume: bool = False, overwrite: bool = False,
     `init_checkpoint` (a checkpoint directory, e.g. a PBT donor's) starts a fresh Ray Train run named
     `ray_run_name` from that state; the run's own checkpoints take precedence on a worker-group restart.
     `checkpoint_every_epoch` puts a checkpoint on every epoch-end report, so a PBT trial can be restored there.
+    `progress` shows the run on this process's console (launch/console.py); a sweep's trials show none.
     """
+    route_library_logs()  # Ray and MLflow are imported by now
+    options = RunOptions(resume, overwrite, extra_tags or {}, callbacks or [], init_checkpoint, ray_run_name,
+                         checkpoint_every_epoch, cluster_checks, progress, LogFile("driver.log"))
+    try:
+        return _checked_run(cfg, options)
+    finally:
+        options.driver_log.discard()
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How `run_training` runs (see its docstring); `driver_log` holds every library's records of this run."""
+
+    resume: bool
+    overwrite: bool
+    extra_tags: dict[str, str]
+    callbacks: list
+    init_checkpoint: str | None
+    ray_run_name: str
+    checkpoint_every_epoch: bool
+    cluster_checks: bool
+    progress: bool
+    driver_log: LogFile
+
+
+def _checked_run(cfg: SSLConfig, opt: RunOptions) -> dict[str, Any]:
     cfg = absolute_paths(cfg)
     manifest = validate_inputs(cfg)
     plan = plan_steps(cfg, manifest)
     eval_splits = load_labeled(cfg.data.eval, cfg) if cfg.data.eval else None  # bad records fail or skip here
     run_dir = RunDir(cfg.run.dir)
-    check_run_dir(run_dir, resume, overwrite, protected_paths(cfg))
+    check_run_dir(run_dir, opt.resume, opt.overwrite, protected_paths(cfg))
     tracking_uri = tracking_uri_for(cfg.tracking.uri, run_dir.uri)
     if not run_dir.is_local:
         check_writable(run_dir.uri)
     with locked(run_dir):  # before Ray starts: a second run into a live run dir is turned away at once
         ensure_ray(cfg)
-        if cluster_checks:
+        if opt.cluster_checks:
             check_cluster(cfg, run_dir, tracking_uri)
-        prepare_run_dir(run_dir, resume, overwrite, protected_paths(cfg))
-        if resume and run_dir.is_local:  # on object storage a torn copy is never registered, and stays unused
-            for torn in remove_torn_checkpoints(run_dir.child_uri(ray_run_name)):
+        prepare_run_dir(run_dir, opt.resume, opt.overwrite, protected_paths(cfg))
+        if opt.resume and run_dir.is_local:  # on object storage a torn copy is never registered, and stays unused
+            for torn in remove_torn_checkpoints(run_dir.child_uri(opt.ray_run_name)):
                 log.warning("removed %s: a checkpoint copy cut off by a crash (never registered)", torn)
-        return _train(cfg, run_dir, manifest, plan, tracking_uri, resume, extra_tags, callbacks, init_checkpoint,
-                      ray_run_name, checkpoint_every_epoch, eval_splits)
+        try:
+            return _train(cfg, run_dir, manifest, plan, tracking_uri, eval_splits, opt)
+        finally:
+            opt.driver_log.save_to(run_dir)
 
 
 def _open_tracking(cfg: SSLConfig, run_dir: RunDir, tracking_uri: str, resume: bool,
@@ -166,43 +223,49 @@ def _open_tracking(cfg: SSLConfig, run_dir: RunDir, tracking_uri: str, resume: b
 
 
 def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int, int], tracking_uri: str,
-           resume: bool, extra_tags: dict[str, str] | None, callbacks: list | None, init_checkpoint: str | None,
-           ray_run_name: str, checkpoint_every_epoch: bool, eval_splits: Any) -> dict[str, Any]:
+           eval_splits: Any, opt: RunOptions) -> dict[str, Any]:
     steps_per_epoch, total_steps = plan
     save_config(cfg, run_dir.child_uri(CONFIG_FILE))
-    state = _open_tracking(cfg, run_dir, tracking_uri, resume, extra_tags)
+    state = _open_tracking(cfg, run_dir, tracking_uri, opt.resume, opt.extra_tags)
     logger = RunLogger(state.tracking_uri, state.mlflow_run_id, buffer_dir=run_dir, **logger_retry_kwargs(cfg))
     with run_dir.local_file(CONFIG_FILE) as config_file:
         logger.artifact(config_file)
 
     ledger = create_ledger(state.mlflow_run_id, manifest.num_records, cfg.data.max_bad_fraction)
-    dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest, ledger=ledger_name(state.mlflow_run_id))
-    trainer = TorchTrainer(
-        train_worker,
-        train_loop_config={"cfg": cfg.model_dump(mode="json"), "steps_per_epoch": steps_per_epoch,
-                           "total_steps": total_steps, "tracking_uri": state.tracking_uri,
-                           "mlflow_run_id": state.mlflow_run_id, "run_dir": run_dir.uri,
-                           "init_checkpoint": init_checkpoint, "checkpoint_every_epoch": checkpoint_every_epoch,
-                           "eval_splits": ray.put(eval_splits) if eval_splits is not None else None},
-        scaling_config=ray.train.ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
-                                               resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
-        run_config=ray.train.RunConfig(
-            name=ray_run_name, **run_dir.ray_storage(),
-            checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
-            failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
-            callbacks=callbacks or []),
-        datasets={"train": dataset},
-    )
-    run_dir.delete(FATAL_FILE)  # one left by an earlier attempt, whose data may have been fixed since
-    started = time.time()
-    try:
-        result = trainer.fit()
-    except BaseException as exc:
-        logger.finish("FAILED")
-        fatal = read_fatal(run_dir)
-        if fatal is not None or deterministic_cause(exc) is not None:
-            raise DatasetError(fatal or str(deterministic_cause(exc))) from None
-        raise
+    per_pass = epochs_per_pass(cfg, manifest, plan)
+    dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest, ledger=ledger_name(state.mlflow_run_id),
+                                  epochs_per_pass=per_pass)
+    show = RunConsole(label=cfg.run.name or "train") if opt.progress else contextlib.nullcontext()
+    with show as console:
+        trainer = TorchTrainer(
+            train_worker,
+            train_loop_config={"cfg": cfg.model_dump(mode="json"), "steps_per_epoch": steps_per_epoch,
+                               "total_steps": total_steps, "tracking_uri": state.tracking_uri,
+                               "mlflow_run_id": state.mlflow_run_id, "run_dir": run_dir.uri,
+                               "init_checkpoint": opt.init_checkpoint,
+                               "checkpoint_every_epoch": opt.checkpoint_every_epoch,
+                               "eval_splits": ray.put(eval_splits) if eval_splits is not None else None,
+                               "progress_board": console.board if console else None,
+                               "epochs_per_pass": per_pass},
+            scaling_config=ray.train.ScalingConfig(num_workers=cfg.scaling.num_workers, use_gpu=cfg.scaling.use_gpu,
+                                                   resources_per_worker={"CPU": cfg.scaling.cpus_per_worker}),
+            run_config=ray.train.RunConfig(
+                name=opt.ray_run_name, **run_dir.ray_storage(),
+                checkpoint_config=ray.train.CheckpointConfig(num_to_keep=cfg.run.keep_checkpoints),
+                failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
+                callbacks=opt.callbacks),
+            datasets={"train": dataset},
+        )
+        run_dir.delete(FATAL_FILE)  # one left by an earlier attempt, whose data may have been fixed since
+        started = time.time()
+        try:
+            result = trainer.fit()
+        except BaseException as exc:
+            logger.finish("FAILED")
+            fatal = read_fatal(run_dir)
+            if fatal is not None or deterministic_cause(exc) is not None:
+                raise DatasetError(fatal or str(deterministic_cause(exc))) from None
+            raise
     fatal = read_fatal(run_dir)
     if fatal is not None:  # the restarted group stopped at once: not retried
         logger.finish("FAILED")
@@ -218,8 +281,17 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
     write_summary(summary, run_dir.child_uri(SUMMARY_FILE))
     with run_dir.local_file(SUMMARY_FILE) as path:
         logger.artifact(path)
+    _log_run_logs(run_dir, logger, opt.driver_log)
     logger.finish("FINISHED")
     return summary
+
+
+def _log_run_logs(run_dir: RunDir, logger: RunLogger, driver_log: LogFile) -> None:
+    """RUN_DIR/logs/ (the driver's log so far, each worker's) as MLflow artifacts under logs/."""
+    driver_log.save_to(run_dir)
+    for name in run_dir.list(LOGS_DIR):
+        with run_dir.local_file(f"{LOGS_DIR}/{name}") as path:
+            logger.artifact(path, subdir=LOGS_DIR)
 
 
 def _summary(cfg: SSLConfig, result: Any, manifest: Manifest, state: RunState, run_dir: RunDir,

@@ -15,12 +15,20 @@ from distributed_ssl.modalities.view_spec import ViewSpec
 
 
 def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None,
-                        ledger: str | None = None) -> ray.data.Dataset:
-    """A lazy Dataset of model-ready batches; re-executed (and reshuffled) on every epoch's iteration."""
+                        ledger: str | None = None, epochs_per_pass: int = 1) -> ray.data.Dataset:
+    """A lazy Dataset of model-ready batches; re-executed (and reshuffled) on every pass of its iterator.
+
+    One pass holds `epochs_per_pass` epochs (the records that many times, shuffled together): a small set trained
+    for many epochs then pays Ray Data's start-up (planning, the split coordinator, the first blocks) once a pass
+    instead of once an epoch. The training loop counts epochs by steps, so an epoch stays N records' worth of
+    batches; records of neighbouring epochs of one pass may mix.
+    """
     manifest = manifest or open_train_manifest(cfg)
     # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
     ray.data.DataContext.get_current().enable_progress_bars = False
     ds = read_train_records(cfg, get_modality(cfg.modality.name).record_columns, manifest)
+    if epochs_per_pass > 1:
+        ds = ds.union(*[ds] * (epochs_per_pass - 1))  # the same blocks again, not copies
     if cfg.data.shuffle == "full":
         ds = ds.random_shuffle()
     elif cfg.data.shuffle == "local":
