@@ -30,6 +30,10 @@ class DataConfig(_Section):
     cache_raw_mb: int = Field(
         256, ge=0, description="Shard sets smaller than this are read once by the driver and kept in Ray's object "
         "store, so no epoch lists or reads files; 0 streams from storage (read_parquet) every epoch.")
+    epochs_per_pass: int | None = Field(
+        None, ge=1, description="Epochs streamed through one Ray Data execution of a set held in the object-store "
+        "cache; None picks enough for about 50 steps a pass, so small sets with many epochs do not pay the "
+        "pipeline's start-up every epoch. Streamed sets always use 1.")
     max_bad_fraction: float = Field(
         0.01, ge=0, le=1, description="Undecodable records are counted and skipped up to this fraction of "
         "data.train; one more stops the job with an error naming the record.")

@@ -83,6 +83,8 @@ def epochs_per_pass(cfg: SSLConfig, manifest: Manifest, plan: tuple[int, int]) -
     steps_per_epoch, total_steps = plan
     if not fits_in_object_store_cache(cfg, manifest):
         return 1
+    if cfg.data.epochs_per_pass is not None:
+        return cfg.data.epochs_per_pass
     epochs = -(-total_steps // steps_per_epoch)  # the epochs this run reaches (max_steps may end it early)
     wanted = -(-MIN_STEPS_PER_PASS // steps_per_epoch)
     passes = -(-epochs // wanted)
