@@ -45,10 +45,10 @@ class RecordBatches(Dataset):
 
 
 def bench_dataloader(uri: str, cfg, epochs: int, batch_size: int) -> float:
-    spec, cfg_dict = view_spec_for(cfg), cfg.model_dump(mode="json")
+    spec = view_spec_for(cfg)
     ds = RecordBatches(uri, batch_size)
     loader = DataLoader(ds, batch_size=None, shuffle=True, num_workers=2, persistent_workers=True,
-                        collate_fn=lambda b: make_views_batch(b, cfg_dict, spec))
+                        collate_fn=lambda b: make_views_batch(b, cfg, spec))
     next(iter(loader))  # start the workers outside the timing
     n, t0 = 0, time.perf_counter()
     for _ in range(epochs):

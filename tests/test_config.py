@@ -26,7 +26,7 @@ def test_unknown_key_names_the_path():
 
 def test_bad_value_names_the_path_and_reason():
     with pytest.raises(ConfigError) as err:
-        load_config(None, ["deepspeed.zero_stage=5", "mask.ratio=1.5"])
+        load_config(None, ["deepspeed.zero_stage=5", "method.name=mae", "mask.ratio=1.5"])
     text = str(err.value)
     assert "deepspeed.zero_stage" in text and "mask.ratio" in text and "1.5" in text
 

@@ -42,11 +42,11 @@ def test_audio_preview_is_the_training_log_mel(sample_sets):
     """The spectrogram drawn for a clip spans its whole length at 32 mel bands, peak +1 and floor −1."""
     import pyarrow.parquet as pq
 
-    from distributed_ssl.config.schema import ModalityConfig
+    from distributed_ssl.config.modality_configs import AudioConfig
     from distributed_ssl.data.manifest import shard_paths
 
     row = pq.read_table(shard_paths(sample_sets["audio"] + "/train")[0]).slice(0, 1).to_pylist()[0]
-    mel = clip_log_mel(row["audio"], row["format"], row["sample_rate"], ModalityConfig(name="audio"))
+    mel = clip_log_mel(row["audio"], row["format"], row["sample_rate"], AudioConfig())
     assert mel.shape == (32, 1 + round(row["duration"] * 16000) // 256)
     assert mel.max() == pytest.approx(1.0) and mel.min() == pytest.approx(-1.0)
 

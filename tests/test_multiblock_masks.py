@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from distributed_ssl.config import load_config
-from distributed_ssl.config.schema import MaskConfig
+from distributed_ssl.config.method_configs import MultiblockMaskConfig as MaskConfig
 from distributed_ssl.modalities.lidar import LidarModality
 from distributed_ssl.modalities.multiblock_masking import (
     block_shape,

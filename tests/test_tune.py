@@ -38,15 +38,23 @@ def test_bad_expression_fails_with_reason(expr, reason, tmp_path):
         load_config(path)
 
 
+MAE = {"method.name": "mae"}
+
+
 def test_space_keys_and_values_are_checked_against_the_config():
+    with pytest.raises(ConfigError, match=r"mask.ratio is not a key of mask for method simclr \(it belongs to mae\)"):
+        build_param_space(load_config(None, {"tune.space": {"mask.ratio": "uniform(0.5, 0.9)"}}))
+    with pytest.raises(ConfigError, match=r"method.temperature is not a key of method byol \(it belongs to simclr\)"):
+        build_param_space(load_config(None, {"method.name": "byol",
+                                             "tune.space": {"method.temperature": "uniform(0.1, 0.3)"}}))
     with pytest.raises(ConfigError, match=r"mask.ratios[\s\S]*unknown key"):
-        build_param_space(load_config(None, {"tune.space": {"mask.ratios": "uniform(0.1, 0.2)"}}))
+        build_param_space(load_config(None, {**MAE, "tune.space": {"mask.ratios": "uniform(0.1, 0.2)"}}))
     with pytest.raises(ConfigError, match=r"mask.ratio"):
-        build_param_space(load_config(None, {"tune.space": {"mask.ratio": "uniform(0.5, 1.5)"}}))
+        build_param_space(load_config(None, {**MAE, "tune.space": {"mask.ratio": "uniform(0.5, 1.5)"}}))
     with pytest.raises(ConfigError, match="grid search needs"):
-        build_param_space(load_config(None, {"tune.space": {"mask.ratio": "uniform(0.5, 0.9)"},
+        build_param_space(load_config(None, {**MAE, "tune.space": {"mask.ratio": "uniform(0.5, 0.9)"},
                                              "tune.search": "grid"}))
-    space = build_param_space(load_config(None, {"tune.space": {"mask.ratio": "choice([0.5, 0.75])"},
+    space = build_param_space(load_config(None, {**MAE, "tune.space": {"mask.ratio": "choice([0.5, 0.75])"},
                                                  "tune.search": "grid"}))
     assert space["mask.ratio"] == {"grid_search": [0.5, 0.75]}
 

@@ -31,12 +31,14 @@ def test_pbt_rejects_keys_that_cannot_change_mid_run(key):
 def test_pbt_rejects_optuna_and_accepts_mutable_keys():
     with pytest.raises(ConfigError, match="tune.search=random or grid"):
         build_param_space(_pbt({"optim.lr": "loguniform(1e-4, 1e-2)"}, **{"tune.search": "optuna"}))
-    space = {"augment.jitter_strength": "uniform(0.2, 1.0)", "mask.ratio": "choice([0.6, 0.75])",
+    space = {"augment.jitter_strength": "uniform(0.2, 1.0)", "augment.flip_prob": "choice([0.0, 0.5])",
              "method.temperature": "loguniform(0.05, 0.5)", "optim.lr": "grid([1e-3, 1e-4])",
              "optim.weight_decay": "quniform(0.0, 0.1, 0.01)"}
     assert set(build_param_space(_pbt(space))) == set(space)
     mutations = hyperparam_mutations(space)
-    assert mutations["mask.ratio"] == [0.6, 0.75] and mutations["optim.lr"] == [1e-3, 1e-4]
+    assert mutations["augment.flip_prob"] == [0.0, 0.5] and mutations["optim.lr"] == [1e-3, 1e-4]
+    mae_space = {"mask.ratio": "choice([0.6, 0.75])"}  # mask keys belong to the masking method
+    assert set(build_param_space(_pbt(mae_space, **{"method.name": "mae"}))) == set(mae_space)
     assert 0.2 <= mutations["augment.jitter_strength"].sample() <= 1.0
     with pytest.raises(ConfigError, match=r"tune.quantile_fraction"):
         load_config(None, {"tune.quantile_fraction": 0.8})

@@ -5,13 +5,31 @@ Models forbid unknown keys so that a typo (`train.epoch=5`) fails at load instea
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from distributed_ssl.config.method_configs import (
+    METHOD_CONFIGS,
+    MaskConfig,
+    MethodConfig,
+    NoMaskConfig,
+    SimCLRConfig,
+)
+from distributed_ssl.config.modality_configs import (
+    MODALITY_CONFIGS,
+    AugmentConfig,
+    ImageAugmentConfig,
+    ImageConfig,
+    ModalityConfig,
+)
+from distributed_ssl.config.sections import Section as _Section
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+# Sections that are unions discriminated on `name`: section -> (classes by name, the default name).
+UNION_SECTIONS = {"modality": (MODALITY_CONFIGS, "image"), "method": (METHOD_CONFIGS, "simclr")}
+# Sections whose keys depend on a union section's `name`: section -> (owner section, the owner class attribute that
+# names the dependent section's class).
+DEPENDENT_SECTIONS = {"augment": ("modality", "augment_config"), "mask": ("method", "mask_config")}
 
 
 class DataConfig(_Section):
@@ -42,113 +60,6 @@ class DataConfig(_Section):
         "training reads only those records of data.train, filtered in the Ray Data stream; None reads all.")
 
 
-class ModalityConfig(_Section):
-    name: Literal["image", "audio", "lidar"] = "image"
-    # image
-    image_size: int = Field(32, ge=8)
-    channels: Literal[1, 3] = 3
-    mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
-    std: tuple[float, float, float] = (0.25, 0.25, 0.25)
-    # audio: clips are resampled to sample_rate, cut to clip_seconds, turned into a log-mel spectrogram
-    sample_rate: int = Field(16000, ge=1000, description="Audio: Hz that every clip is resampled to.")
-    clip_seconds: float = Field(1.0, gt=0, description="Audio: duration of a view (random crop or pad).")
-    max_seconds: float = Field(10.0, gt=0, description="Audio: longer clips are centre-cut to this when decoded.")
-    n_fft: int = Field(512, ge=16, description="Audio: STFT window and FFT length in samples.")
-    hop_length: int = Field(256, ge=1, description="Audio: STFT hop in samples.")
-    n_mels: int = Field(32, ge=4, description="Audio: mel bands (the spectrogram's height).")
-    f_min: float = Field(0.0, ge=0, description="Audio: lowest mel filter edge in Hz.")
-    f_max: float | None = Field(None, gt=0, description="Audio: highest mel filter edge in Hz; None = Nyquist.")
-    # lidar: clouds are resampled to num_points, then tokenised into num_groups groups of group_size neighbours
-    num_points: int = Field(1024, ge=16, description="LiDAR: points drawn from each cloud when decoded.")
-    num_groups: int = Field(32, ge=2, description="LiDAR: patch centres chosen by farthest point sampling.")
-    group_size: int = Field(16, ge=2, description="LiDAR: nearest neighbours per patch.")
-    coord_scale: float = Field(10.0, gt=0, description="LiDAR: metres per model unit, after centring the cloud.")
-
-    @model_validator(mode="after")
-    def _consistent(self) -> ModalityConfig:
-        if self.hop_length > self.n_fft:
-            raise ValueError("hop_length must not exceed n_fft")
-        if self.n_mels > self.n_fft // 2 + 1:
-            raise ValueError(f"n_mels={self.n_mels} exceeds the {self.n_fft // 2 + 1} STFT bins of n_fft={self.n_fft}")
-        if self.f_max is not None and (self.f_max > self.sample_rate / 2 or self.f_max <= self.f_min):
-            raise ValueError("f_max must lie in (f_min, sample_rate / 2]")
-        if self.clip_seconds > self.max_seconds:
-            raise ValueError("clip_seconds must not exceed max_seconds")
-        if self.num_groups > self.num_points or self.group_size > self.num_points:
-            raise ValueError("num_groups and group_size must not exceed num_points")
-        return self
-
-
-class AugmentConfig(_Section):
-    crop_scale_min: float = Field(0.25, gt=0, le=1)
-    crop_scale_max: float = Field(1.0, gt=0, le=1)
-    crop_ratio_min: float = Field(3 / 4, gt=0)
-    crop_ratio_max: float = Field(4 / 3, gt=0)
-    flip_prob: float = Field(0.5, ge=0, le=1)
-    jitter_prob: float = Field(0.8, ge=0, le=1)
-    jitter_strength: float = Field(0.5, ge=0, le=2)
-    grayscale_prob: float = Field(0.2, ge=0, le=1)
-    blur_prob: float = Field(0.2, ge=0, le=1)
-    blur_sigma_min: float = Field(0.1, gt=0)
-    blur_sigma_max: float = Field(1.5, gt=0)
-    # audio views
-    audio_gain_db: float = Field(6.0, ge=0, description="Random gain in [-x, +x] dB.")
-    audio_shift_seconds: float = Field(0.1, ge=0, description="Random circular time shift up to ±x seconds.")
-    audio_mix_prob: float = Field(0.5, ge=0, le=1, description="Chance of mixing in another clip of the batch.")
-    audio_mix_snr_min_db: float = Field(5.0, description="SNR range of the mixed-in clip, in dB.")
-    audio_mix_snr_max_db: float = Field(20.0)
-    specaug_masks: int = Field(1, ge=0, description="SpecAugment: time masks and frequency masks per view.")
-    specaug_time_width: int = Field(8, ge=0, description="SpecAugment: widest time mask, in frames.")
-    specaug_freq_width: int = Field(4, ge=0, description="SpecAugment: widest frequency mask, in mel bands.")
-    # lidar views
-    point_rotation_deg: float = Field(180.0, ge=0, le=180, description="Random rotation about z in ±x degrees.")
-    point_scale_min: float = Field(0.8, gt=0)
-    point_scale_max: float = Field(1.2, gt=0)
-    point_jitter_sigma: float = Field(0.01, ge=0, description="Gaussian jitter per coordinate, in model units.")
-    point_dropout_max: float = Field(0.3, ge=0, lt=1, description="Drop a random fraction in [0, x] of points.")
-    point_crop_min: float = Field(0.6, gt=0, le=1,
-                                  description="Keep the nearest fraction in [x, 1] of points around a random one.")
-
-    @model_validator(mode="after")
-    def _ranges(self) -> AugmentConfig:
-        if self.crop_scale_min > self.crop_scale_max:
-            raise ValueError("crop_scale_min must not exceed crop_scale_max")
-        if self.crop_ratio_min > self.crop_ratio_max:
-            raise ValueError("crop_ratio_min must not exceed crop_ratio_max")
-        if self.blur_sigma_min > self.blur_sigma_max:
-            raise ValueError("blur_sigma_min must not exceed blur_sigma_max")
-        if self.audio_mix_snr_min_db > self.audio_mix_snr_max_db:
-            raise ValueError("audio_mix_snr_min_db must not exceed audio_mix_snr_max_db")
-        if self.point_scale_min > self.point_scale_max:
-            raise ValueError("point_scale_min must not exceed point_scale_max")
-        return self
-
-
-class MaskConfig(_Section):
-    ratio: float = Field(0.75, gt=0, lt=1, description="Fraction of patches hidden from the encoder.")
-    # JEPA multi-block masks (modalities/multiblock_masking.py)
-    num_targets: int = Field(4, ge=1, le=16, description="JEPA: target blocks per sample that the predictor "
-                             "predicts from the context.")
-    target_scale_min: float = Field(0.15, gt=0, lt=1, description="JEPA: least fraction of the patches in one "
-                                    "target block (the block size is drawn once per batch).")
-    target_scale_max: float = Field(0.2, gt=0, lt=1, description="JEPA: largest fraction of the patches in one "
-                                    "target block.")
-    target_aspect_min: float = Field(0.75, gt=0, description="JEPA: least height/width ratio of a target block "
-                                     "on a patch grid (point patches ignore it).")
-    target_aspect_max: float = Field(1.5, gt=0, description="JEPA: largest height/width ratio of a target block.")
-    context_scale_min: float = Field(0.85, gt=0, le=1, description="JEPA: least fraction of the patches in the "
-                                     "context block, before the target patches are removed from it.")
-    context_scale_max: float = Field(1.0, gt=0, le=1, description="JEPA: largest fraction of the context block.")
-
-    @model_validator(mode="after")
-    def _block_ranges(self) -> MaskConfig:
-        for low, high in (("target_scale_min", "target_scale_max"), ("target_aspect_min", "target_aspect_max"),
-                          ("context_scale_min", "context_scale_max")):
-            if getattr(self, low) > getattr(self, high):
-                raise ValueError(f"{low} {getattr(self, low)} exceeds {high} {getattr(self, high)}")
-        return self
-
-
 class ModelConfig(_Section):
     encoder: str = Field("vit_tiny", description="Registered encoder flavour, see `dssl models`.")
     patch_size: int = Field(4, ge=1)
@@ -158,58 +69,6 @@ class ModelConfig(_Section):
     init_from: str | None = Field(
         None, description="Warm start: an encoder.pt state dict (from a finished run or the model registry) loaded "
         "into the encoder before training; it must match model.encoder. A path every worker can read.")
-
-
-class MethodConfig(_Section):
-    name: Literal["simclr", "mae", "byol", "dino", "jepa"] = "simclr"
-    temperature: float = Field(0.2, gt=0)
-    proj_hidden_dim: int = Field(512, ge=8)
-    proj_dim: int = Field(128, ge=8)
-    gather_distributed: bool = Field(True, description="SimCLR: use negatives from every rank; "
-                                       "DINO: average the teacher centre over every rank.")
-    decoder_dim: int = Field(64, ge=8)
-    decoder_depth: int = Field(1, ge=1)
-    decoder_heads: int = Field(2, ge=1)
-    norm_pix_loss: bool = True
-    momentum_base: float = Field(0.996, ge=0, le=1, description="BYOL/DINO/JEPA: EMA-teacher momentum at the first "
-                                 "optimizer step; it rises by a cosine to momentum_final at the last.")
-    momentum_final: float = Field(1.0, ge=0, le=1, description="BYOL/DINO/JEPA: EMA-teacher momentum at the last "
-                                  "step.")
-    predictor_dim: int = Field(64, ge=8, description="JEPA: width of the narrow predictor transformer.")
-    predictor_depth: int = Field(2, ge=1, description="JEPA: blocks of the predictor transformer.")
-    predictor_heads: int = Field(2, ge=1, description="JEPA: attention heads of the predictor.")
-    jepa_loss: Literal["smooth_l1", "mse"] = Field("smooth_l1", description="JEPA: distance between predicted and "
-                                                   "target features (target features are layer-normed).")
-    predictor_hidden_dim: int = Field(512, ge=8, description="BYOL: hidden width of the online predictor "
-                                      "(proj_dim → predictor_hidden_dim → proj_dim); the projector is "
-                                      "proj_hidden_dim → proj_dim.")
-    dino_out_dim: int = Field(1024, ge=8, description="DINO: prototypes, the width of the head's weight-normed last "
-                              "layer; the head's MLP is proj_hidden_dim wide with a proj_dim bottleneck.")
-    teacher_temp: float = Field(0.07, gt=0, description="DINO: teacher softmax temperature after its warm-up "
-                                "(lower sharpens the targets).")
-    teacher_temp_start: float = Field(0.04, gt=0, description="DINO: teacher temperature at step 0, raised "
-                                      "linearly to teacher_temp.")
-    teacher_temp_warmup_fraction: float = Field(0.3, ge=0, le=1, description="DINO: fraction of the optimizer "
-                                                "steps over which the teacher temperature warms up.")
-    student_temp: float = Field(0.1, gt=0, description="DINO: student softmax temperature.")
-    center_momentum: float = Field(0.9, ge=0, lt=1, description="DINO: EMA momentum of the teacher-output centre "
-                                   "(the batch mean over every rank), which is subtracted to avoid collapse.")
-    num_global_views: int = Field(2, ge=2, le=8, description="DINO: global views (view_0..) that both the teacher "
-                                  "and the student see.")
-    num_local_views: int = Field(4, ge=0, le=16, description="DINO: local views (local_0..) that only the student "
-                                 "sees: small crops of images, short segments of audio, small regions of clouds.")
-    local_crop_scale_min: float = Field(0.05, gt=0, le=1, description="DINO: least fraction of the image area, or "
-                                        "of a cloud's points, that a local view is cut from.")
-    local_crop_scale_max: float = Field(0.4, gt=0, le=1, description="DINO: largest such fraction.")
-    local_size: float = Field(0.5, gt=0, le=1, description="DINO: a local view's size relative to a global view "
-                              "(image side, audio clip length, points and point patches).")
-
-    @model_validator(mode="after")
-    def _local_crop_scale(self) -> MethodConfig:
-        if self.local_crop_scale_min > self.local_crop_scale_max:
-            raise ValueError(f"local_crop_scale_min {self.local_crop_scale_min} exceeds local_crop_scale_max "
-                             f"{self.local_crop_scale_max}")
-        return self
 
 
 class OptimConfig(_Section):
@@ -346,13 +205,24 @@ class RetrainConfig(_Section):
     history_file: str | None = Field(None, description="JSON-lines decision log; None: ROOT/history.jsonl.")
 
 
+def _name_of(section: Any, default: str) -> Any:
+    if isinstance(section, BaseModel):
+        return getattr(section, "name", default)
+    if isinstance(section, dict):
+        return section.get("name", default)
+    return default
+
+
 class SSLConfig(_Section):
+    """`modality` and `method` are unions discriminated on their `name`; `augment` takes the keys of the selected
+    modality and `mask` those of the selected method (see DEPENDENT_SECTIONS)."""
+
     data: DataConfig = DataConfig()
-    modality: ModalityConfig = ModalityConfig()
-    augment: AugmentConfig = AugmentConfig()
-    mask: MaskConfig = MaskConfig()
+    modality: ModalityConfig = ImageConfig()
+    augment: AugmentConfig = ImageAugmentConfig()
+    mask: MaskConfig = NoMaskConfig()
     model: ModelConfig = ModelConfig()
-    method: MethodConfig = MethodConfig()
+    method: MethodConfig = SimCLRConfig()
     optim: OptimConfig = OptimConfig()
     deepspeed: DeepSpeedConfig = DeepSpeedConfig()
     train: TrainConfig = TrainConfig()
@@ -362,3 +232,40 @@ class SSLConfig(_Section):
     eval: EvalConfig = EvalConfig()
     tune: TuneConfig = TuneConfig()
     retrain: RetrainConfig = RetrainConfig()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _select_variants(cls, data: Any) -> Any:
+        """Default `modality.name` and `method.name`, and tag `augment` and `mask` with the variant their owner
+        selects, so that each is validated against the keys of the selected modality or method."""
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for section, (_, default) in UNION_SECTIONS.items():
+            value = data.get(section)
+            if value is None:
+                data[section] = {"name": default}
+            elif isinstance(value, dict) and "name" not in value:
+                data[section] = {"name": default, **value}
+        for section, (owner, attr) in DEPENDENT_SECTIONS.items():
+            value = data.get(section)
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                continue
+            classes, default = UNION_SECTIONS[owner]
+            owner_cls = classes.get(_name_of(data.get(owner), default))
+            if owner_cls is not None:  # an unknown owner name is reported on the owner's key
+                value = {**value, "kind": getattr(owner_cls, attr).model_fields["kind"].default}
+            data[section] = value
+        return data
+
+    @model_validator(mode="after")
+    def _variants_match(self) -> SSLConfig:
+        for section, (owner, attr) in DEPENDENT_SECTIONS.items():
+            owner_name = getattr(self, owner).name
+            expected = getattr(UNION_SECTIONS[owner][0][owner_name], attr)
+            if type(getattr(self, section)) is not expected:
+                raise ValueError(f"{section} holds {type(getattr(self, section)).__name__} but {owner}.name="
+                                 f"{owner_name} takes {expected.__name__}")
+        return self

@@ -57,6 +57,20 @@ def parse_expression(text: str) -> Distribution:
     return Distribution(kind, tuple(args))
 
 
+def check_space_fits(cfg: Any) -> None:
+    """Every key and candidate value of `cfg.tune.space` validated against the config, the selected method and
+    modality included (`method.temperature` fits SimCLR, not BYOL); raises ConfigError naming the key."""
+    from distributed_ssl.config.loader import ConfigError, resolve_config
+
+    base = cfg.model_dump(mode="json")
+    for key, expr in cfg.tune.space.items():
+        for value in parse_expression(expr).values_for_check():
+            try:
+                resolve_config(base, {key: value}, source=f"tune.space[{key!r}]")
+            except ConfigError as exc:
+                raise ConfigError(f"tune.space[{key!r}] = {expr!r} does not fit the config:\n{exc}") from None
+
+
 def to_tune_domain(dist: Distribution, grid_search: bool) -> Any:
     """The Ray Tune sampler for a distribution; `choice` becomes a grid axis under grid search."""
     from ray import tune

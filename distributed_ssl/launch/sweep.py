@@ -16,9 +16,9 @@ from typing import Any
 from ray import tune
 
 from distributed_ssl.config.flatten import flat_params
-from distributed_ssl.config.loader import ConfigError, resolve_config, save_config
+from distributed_ssl.config.loader import ConfigError, save_config
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.config.search_space import parse_expression, to_tune_domain
+from distributed_ssl.config.search_space import check_space_fits, parse_expression, to_tune_domain
 from distributed_ssl.data.manifest import DatasetError
 from distributed_ssl.launch.cluster_checks import check_writable
 from distributed_ssl.launch.pbt_space import build_pbt_scheduler, check_mutable_keys
@@ -49,15 +49,10 @@ def build_param_space(cfg: SSLConfig) -> dict[str, Any]:
             raise ConfigError("tune.scheduler=pbt chooses new values itself: use tune.search=random or grid, "
                               "not optuna")
         check_mutable_keys(cfg.tune.space)
-    base = cfg.model_dump(mode="json")
+    check_space_fits(cfg)
     space = {}
     for key, expr in cfg.tune.space.items():
         dist = parse_expression(expr)
-        for value in dist.values_for_check():
-            try:
-                resolve_config(base, {key: value}, source=f"tune.space[{key!r}]")
-            except ConfigError as exc:
-                raise ConfigError(f"tune.space[{key!r}] = {expr!r} does not fit the config:\n{exc}") from None
         try:
             space[key] = to_tune_domain(dist, cfg.tune.search == "grid")
         except ValueError as exc:

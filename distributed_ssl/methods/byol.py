@@ -5,19 +5,25 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from distributed_ssl.config.method_configs import BYOLConfig
 from distributed_ssl.losses.byol_loss import BYOLLoss
+from distributed_ssl.methods.base import register_method
 from distributed_ssl.methods.ema_method import EMATeacherMethod
 from distributed_ssl.methods.ema_teacher import EMATeacher
+from distributed_ssl.modalities.view_spec import ViewSpec
 from distributed_ssl.models.encoder_with_head import EncoderWithHead
 from distributed_ssl.models.heads import ProjectionHead
 
 
+@register_method("byol")
 class BYOL(EMATeacherMethod):
     """Online: encoder → projector → predictor. Target: EMA copy of encoder → projector (no predictor).
 
     The predictor and the slowly moving target keep the online network from the constant solution, so no
     negatives, large batches or cross-rank gathers are needed.
     """
+
+    views = ViewSpec(num_views=2, augment="strong", mask=False)
 
     def __init__(self, encoder: nn.Module, dim: int, proj_hidden_dim: int, proj_dim: int, predictor_hidden_dim: int,
                  momentum_base: float = 0.996, momentum_final: float = 1.0, num_views: int = 2):
@@ -28,6 +34,11 @@ class BYOL(EMATeacherMethod):
         self.predictor = ProjectionHead(proj_dim, predictor_hidden_dim, proj_dim)
         self.teacher = EMATeacher(self.student_network())
         self.criterion = BYOLLoss()
+
+    @classmethod
+    def from_config(cls, encoder: nn.Module, cfg: BYOLConfig) -> BYOL:
+        return cls(encoder, encoder.dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.predictor_hidden_dim,
+                   cfg.momentum_base, cfg.momentum_final)
 
     def student_network(self) -> nn.Module:
         return EncoderWithHead(self.encoder, self.projector)

@@ -6,9 +6,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from distributed_ssl.config.method_configs import DINOConfig
 from distributed_ssl.losses.dino_loss import DINOLoss
+from distributed_ssl.methods.base import register_method
 from distributed_ssl.methods.ema_method import EMATeacherMethod
 from distributed_ssl.methods.ema_teacher import EMATeacher
+from distributed_ssl.modalities.view_spec import ViewSpec
 from distributed_ssl.models.dino_head import DINOHead
 from distributed_ssl.models.encoder_with_head import EncoderWithHead
 
@@ -21,26 +24,39 @@ def teacher_temp_schedule(total_steps: int, start: float, final: float, warmup_s
                            np.full(total_steps - warmup_steps, final)]).astype(np.float64)
 
 
+@register_method("dino")
 class DINO(EMATeacherMethod):
     """The teacher (EMA of encoder + head) sees the global views `view_0..`; the student sees those and the
-    local views `local_0..`, which are smaller, so they go through the encoder as a second batch."""
+    local views `local_0..`, which are smaller, so they go through the encoder as a second batch.
 
-    def __init__(self, encoder: nn.Module, dim: int, hidden_dim: int, bottleneck_dim: int, out_dim: int,
-                 num_global_views: int = 2, num_local_views: int = 0, student_temp: float = 0.1,
-                 teacher_temp: float = 0.07, teacher_temp_start: float = 0.04,
-                 teacher_temp_warmup_fraction: float = 0.3, center_momentum: float = 0.9,
-                 momentum_base: float = 0.996, momentum_final: float = 1.0, gather_distributed: bool = True):
-        super().__init__(momentum_base, momentum_final)
-        self.num_global_views = num_global_views
-        self.num_local_views = num_local_views
-        self.teacher_temp_final = teacher_temp
-        self.teacher_temp_start = teacher_temp_start
-        self.teacher_temp_warmup_fraction = teacher_temp_warmup_fraction
-        self.teacher_temp = np.array([teacher_temp_start])
+    Built from its config: the head is `proj_hidden_dim` wide with a `proj_dim` bottleneck and `dino_out_dim`
+    prototypes; the counts and sizes of the multi-crop views are `num_global_views`, `num_local_views`, ..."""
+
+    views = ViewSpec(num_views=2, augment="strong", mask=False, num_local_views=4)  # defaults; see view_spec
+
+    def __init__(self, encoder: nn.Module, cfg: DINOConfig):
+        super().__init__(cfg.momentum_base, cfg.momentum_final)
+        self.num_global_views = cfg.num_global_views
+        self.num_local_views = cfg.num_local_views
+        self.teacher_temp_final = cfg.teacher_temp
+        self.teacher_temp_start = cfg.teacher_temp_start
+        self.teacher_temp_warmup_fraction = cfg.teacher_temp_warmup_fraction
+        self.teacher_temp = np.array([cfg.teacher_temp_start])
         self.encoder = encoder
-        self.head = DINOHead(dim, hidden_dim, bottleneck_dim, out_dim)
+        self.head = DINOHead(encoder.dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.dino_out_dim)
         self.teacher = EMATeacher(self.student_network())
-        self.criterion = DINOLoss(out_dim, student_temp, center_momentum, gather_distributed)
+        self.criterion = DINOLoss(cfg.dino_out_dim, cfg.student_temp, cfg.center_momentum, cfg.gather_distributed)
+
+    @classmethod
+    def from_config(cls, encoder: nn.Module, cfg: DINOConfig) -> DINO:
+        return cls(encoder, cfg)
+
+    @classmethod
+    def view_spec(cls, cfg: DINOConfig) -> ViewSpec:
+        """Multi-crop: the counts and sizes of the views are hyperparameters."""
+        return ViewSpec(num_views=cfg.num_global_views, augment="strong", mask=False,
+                        num_local_views=cfg.num_local_views,
+                        local_scale=(cfg.local_crop_scale_min, cfg.local_crop_scale_max), local_size=cfg.local_size)
 
     def student_network(self) -> nn.Module:
         return EncoderWithHead(self.encoder, self.head)

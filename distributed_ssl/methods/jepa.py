@@ -14,9 +14,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from distributed_ssl.config.method_configs import JEPAConfig
+from distributed_ssl.methods.base import register_method
 from distributed_ssl.methods.ema_method import EMATeacherMethod
 from distributed_ssl.methods.ema_teacher import EMATeacher
 from distributed_ssl.modalities.multiblock_masking import equalize_masks
+from distributed_ssl.modalities.view_spec import ViewSpec
 from distributed_ssl.models.jepa_predictor import JEPAPredictor, block_size
 
 
@@ -28,11 +31,14 @@ def target_features(teacher_tokens: torch.Tensor, target_masks: torch.Tensor) ->
     return feats.unsqueeze(1).expand(b, k, n, d)[target_masks].view(b, k, block_size(target_masks), d)
 
 
+@register_method("jepa")
 class JEPA(EMATeacherMethod):
     """Context encoder (`encoder`, trained) on the context patches, EMA target encoder on all patches, predictor
     from context tokens to the target blocks' features. The batch holds `view_0`, `mask` (True = outside the
     context) and `target_masks` [B, K, N], made on the data side by `multiblock_masking` and equalised here
     (a training batch may mix rows of data-side batches with different block sizes)."""
+
+    views = ViewSpec(num_views=1, augment="light", mask=True, mask_kind="multiblock")
 
     def __init__(self, encoder: nn.Module, predictor_dim: int, predictor_depth: int, predictor_heads: int,
                  loss: Literal["smooth_l1", "mse"] = "smooth_l1", momentum_base: float = 0.996,
@@ -45,6 +51,11 @@ class JEPA(EMATeacherMethod):
         if loss not in ("smooth_l1", "mse"):
             raise ValueError(f"method.jepa_loss must be smooth_l1 or mse, got {loss!r}")
         self.distance = F.smooth_l1_loss if loss == "smooth_l1" else F.mse_loss
+
+    @classmethod
+    def from_config(cls, encoder: nn.Module, cfg: JEPAConfig) -> JEPA:
+        return cls(encoder, cfg.predictor_dim, cfg.predictor_depth, cfg.predictor_heads, cfg.jepa_loss,
+                   cfg.momentum_base, cfg.momentum_final)
 
     def student_network(self) -> nn.Module:
         return self.encoder

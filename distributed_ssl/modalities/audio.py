@@ -14,6 +14,7 @@ import torch
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.audio_io import AudioDecodeError, read_audio_bytes, resample
 from distributed_ssl.modalities.audio_augment import crop_or_pad, spec_augment, strong_waveform
+from distributed_ssl.modalities.base import register_modality
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.log_mel import log_mel, num_frames
 from distributed_ssl.modalities.masking import grid_masks
@@ -34,8 +35,8 @@ def clip_samples(cfg: SSLConfig) -> int:
     return int(round(cfg.modality.clip_seconds * cfg.modality.sample_rate))
 
 
+@register_modality("audio")
 class AudioModality:
-    name = "audio"
     record_columns = ["id", "audio", "format", "sample_rate"]
 
     def decode(self, batch: dict[str, np.ndarray], cfg: SSLConfig) -> torch.Tensor:

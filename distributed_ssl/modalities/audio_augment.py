@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from distributed_ssl.config.schema import AugmentConfig
+from distributed_ssl.config.modality_configs import AudioAugmentConfig
 
 
 def clip_lengths(wave: torch.Tensor) -> torch.Tensor:
@@ -86,7 +86,7 @@ def spec_augment(spec: torch.Tensor, masks: int, time_width: int, freq_width: in
     return spec.masked_fill(hidden, fill)
 
 
-def strong_waveform(wave: torch.Tensor, clip_samples: int, sample_rate: int, cfg: AugmentConfig,
+def strong_waveform(wave: torch.Tensor, clip_samples: int, sample_rate: int, cfg: AudioAugmentConfig,
                     gen: torch.Generator) -> torch.Tensor:
     """Crop/pad, gain, time shift, mixing: the waveform half of the SimCLR audio chain."""
     x = crop_or_pad(wave, clip_samples, gen)

@@ -9,6 +9,7 @@ import torch
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.image_io import ImageDecodeError, decode_image
+from distributed_ssl.modalities.base import register_modality
 from distributed_ssl.modalities.image_augment import light_view, strong_view
 from distributed_ssl.modalities.masking import grid_masks
 from distributed_ssl.modalities.preview_grid import save_view_grid
@@ -19,8 +20,8 @@ class RecordDecodeError(ValueError):
     """A record's bytes could not be decoded; names the record id."""
 
 
+@register_modality("image")
 class ImageModality:
-    name = "image"
     record_columns = ["id", "image"]
 
     def decode(self, batch: dict[str, np.ndarray], cfg: SSLConfig) -> torch.Tensor:

@@ -11,7 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from distributed_ssl.config.schema import AugmentConfig
+from distributed_ssl.config.modality_configs import ImageAugmentConfig
 
 _LUMA = torch.tensor([0.299, 0.587, 0.114])
 
@@ -106,7 +106,7 @@ def random_gaussian_blur(x: torch.Tensor, prob: float, sigma: tuple[float, float
     return flat.view(b, c, h, w)
 
 
-def strong_view(x: torch.Tensor, out_size: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def strong_view(x: torch.Tensor, out_size: int, cfg: ImageAugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """The SimCLR augmentation chain on a batch in [0, 1]."""
     x = random_resized_crop(x, out_size, (cfg.crop_scale_min, cfg.crop_scale_max),
                             (cfg.crop_ratio_min, cfg.crop_ratio_max), cfg.flip_prob, gen)
@@ -116,7 +116,7 @@ def strong_view(x: torch.Tensor, out_size: int, cfg: AugmentConfig, gen: torch.G
     return x.clamp(0, 1)
 
 
-def light_view(x: torch.Tensor, out_size: int, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def light_view(x: torch.Tensor, out_size: int, cfg: ImageAugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Crop and flip only, as MAE uses."""
     return random_resized_crop(x, out_size, (cfg.crop_scale_min, cfg.crop_scale_max),
                                (cfg.crop_ratio_min, cfg.crop_ratio_max), cfg.flip_prob, gen).clamp(0, 1)

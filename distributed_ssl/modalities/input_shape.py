@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from distributed_ssl.config.modality_configs import MODALITY_CONFIGS
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.modalities.registry import get_modality
 
-MODALITY_NAMES = ("image", "audio", "lidar")  # the values `modality.name` accepts
+MODALITY_NAMES = tuple(MODALITY_CONFIGS)  # the values `modality.name` accepts
 
 
 def model_input_shape(cfg: SSLConfig) -> tuple[int, ...]:

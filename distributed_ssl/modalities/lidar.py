@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.modalities.base import register_modality
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.masking import point_masks
 from distributed_ssl.modalities.point_augment import light_points, local_points, strong_points
@@ -22,8 +23,8 @@ from distributed_ssl.modalities.view_spec import ViewSpec
 POINT_CHANNELS = 4  # x, y, z, intensity
 
 
+@register_modality("lidar")
 class LidarModality:
-    name = "lidar"
     record_columns = ["id", "points", "num_points"]
 
     def decode(self, batch: dict[str, np.ndarray], cfg: SSLConfig) -> torch.Tensor:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from distributed_ssl.config.schema import MaskConfig
+from distributed_ssl.config.method_configs import MultiblockMaskConfig, RandomMaskConfig
 from distributed_ssl.modalities.multiblock_masking import grid_multiblock_masks, point_multiblock_masks
 from distributed_ssl.modalities.view_spec import ViewSpec
 
@@ -21,7 +21,8 @@ def random_patch_mask(batch: int, num_patches: int, ratio: float, gen: torch.Gen
     return mask
 
 
-def grid_masks(spec: ViewSpec, batch: int, grid: tuple[int, int], cfg: MaskConfig,
+def grid_masks(spec: ViewSpec, batch: int, grid: tuple[int, int],
+               cfg: RandomMaskConfig | MultiblockMaskConfig,
                gen: torch.Generator) -> dict[str, np.ndarray]:
     """The mask arrays a method asked for, on a (rows, cols) patch grid: `mask` (+ `target_masks`)."""
     if spec.mask_kind == "multiblock":
@@ -29,7 +30,8 @@ def grid_masks(spec: ViewSpec, batch: int, grid: tuple[int, int], cfg: MaskConfi
     return {"mask": random_patch_mask(batch, grid[0] * grid[1], cfg.ratio, gen).numpy()}
 
 
-def point_masks(spec: ViewSpec, centres: torch.Tensor, cfg: MaskConfig, gen: torch.Generator) -> dict[str, np.ndarray]:
+def point_masks(spec: ViewSpec, centres: torch.Tensor, cfg: RandomMaskConfig | MultiblockMaskConfig,
+                gen: torch.Generator) -> dict[str, np.ndarray]:
     """The mask arrays a method asked for, over point patches with centres [B, G, 3]."""
     if spec.mask_kind == "multiblock":
         return {k: v.numpy() for k, v in point_multiblock_masks(centres, cfg, gen).items()}

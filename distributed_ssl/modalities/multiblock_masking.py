@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 import torch
 
-from distributed_ssl.config.schema import MaskConfig
+from distributed_ssl.config.method_configs import MultiblockMaskConfig
 
 RETRIES = 20  # redraws of a row whose targets leave too little context
 
@@ -85,7 +85,7 @@ def _rectangles(rows: int, count: int, grid: tuple[int, int], shape: tuple[int, 
     return inside.reshape(rows, count, gh * gw)
 
 
-def grid_multiblock_masks(batch: int, grid: tuple[int, int], cfg: MaskConfig,
+def grid_multiblock_masks(batch: int, grid: tuple[int, int], cfg: MultiblockMaskConfig,
                           gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Multi-block masks on a `grid` = (rows, cols) patch grid in row-major patch order."""
     num = grid[0] * grid[1]
@@ -112,7 +112,7 @@ def _nearest_groups(centres: torch.Tensor, seeds: torch.Tensor, size: int) -> to
     return out
 
 
-def point_multiblock_masks(centres: torch.Tensor, cfg: MaskConfig, gen: torch.Generator) -> dict[str, torch.Tensor]:
+def point_multiblock_masks(centres: torch.Tensor, cfg: MultiblockMaskConfig, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Multi-block masks over point patches with centres [B, G, 3]: each block is the nearest centres of a seed."""
     batch, num = centres.shape[:2]
     centres = centres.float()

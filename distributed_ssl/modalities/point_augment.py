@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from distributed_ssl.config.schema import AugmentConfig
+from distributed_ssl.config.modality_configs import LidarAugmentConfig
 
 
 def _uniform(shape: tuple[int, ...], lo: float, hi: float, gen: torch.Generator) -> torch.Tensor:
@@ -75,7 +75,7 @@ def random_dropout(points: torch.Tensor, max_fraction: float, gen: torch.Generat
     return keep_first(points, order, keep, gen)
 
 
-def strong_points(points: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def strong_points(points: torch.Tensor, cfg: LidarAugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """The SimCLR chain: crop, dropout, rotation, scale, jitter."""
     x = random_crop(points, cfg.point_crop_min, gen)
     x = random_dropout(x, cfg.point_dropout_max, gen)
@@ -84,7 +84,7 @@ def strong_points(points: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator
     return jitter(x, cfg.point_jitter_sigma, gen)
 
 
-def local_points(points: torch.Tensor, scale: tuple[float, float], num_out: int, cfg: AugmentConfig,
+def local_points(points: torch.Tensor, scale: tuple[float, float], num_out: int, cfg: LidarAugmentConfig,
                  gen: torch.Generator) -> torch.Tensor:
     """A DINO local view: the nearest fraction (uniform in `scale`) of points around a random seed point,
     resampled to `num_out` points and re-centred, then dropout, rotation, scale and jitter as in `strong_points`."""
@@ -102,6 +102,6 @@ def local_points(points: torch.Tensor, scale: tuple[float, float], num_out: int,
     return jitter(x, cfg.point_jitter_sigma, gen)
 
 
-def light_points(points: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> torch.Tensor:
+def light_points(points: torch.Tensor, cfg: LidarAugmentConfig, gen: torch.Generator) -> torch.Tensor:
     """Rotation and scale only, as Point-MAE pretraining uses."""
     return random_scale(rotate_z(points, cfg.point_rotation_deg, gen), cfg.point_scale_min, cfg.point_scale_max, gen)

@@ -26,13 +26,14 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     manifest = manifest or open_train_manifest(cfg)
     # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
     ray.data.DataContext.get_current().enable_progress_bars = False
-    ds = read_train_records(cfg, get_modality(cfg.modality.name).record_columns, manifest)
+    modality = get_modality(cfg.modality.name)  # made once here, shipped with the map_batches function
+    ds = read_train_records(cfg, modality.record_columns, manifest)
     if epochs_per_pass > 1:
         ds = ds.union(*[ds] * (epochs_per_pass - 1))  # the same blocks again, not copies
     if cfg.data.shuffle == "full":
         ds = ds.random_shuffle()
     elif cfg.data.shuffle == "local":
         ds = ds.randomize_block_order()
-    fn = functools.partial(make_views_batch, cfg=cfg.model_dump(mode="json"), spec=spec, ledger=ledger)
+    fn = functools.partial(make_views_batch, cfg=cfg, spec=spec, ledger=ledger, modality=modality)
     return ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
                           num_cpus=cfg.data.preprocess_cpus)

@@ -10,14 +10,14 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from distributed_ssl.config.schema import ModalityConfig
+from distributed_ssl.config.modality_configs import AudioConfig
 from distributed_ssl.data.audio_io import read_audio_bytes, resample
 from distributed_ssl.preview.preview_figure import label_name, new_figure, save_figure
 
 AUDIO_COLUMNS = 4
 
 
-def clip_log_mel(data: bytes, fmt: str, sample_rate: int, m: ModalityConfig) -> np.ndarray:
+def clip_log_mel(data: bytes, fmt: str, sample_rate: int, m: AudioConfig) -> np.ndarray:
     """One stored clip → its log-mel [n_mels, frames] in about [-1, 1] (peak +1, peak − 80 dB → −1)."""
     import torch
 
@@ -33,7 +33,7 @@ def clip_log_mel(data: bytes, fmt: str, sample_rate: int, m: ModalityConfig) -> 
 
 def write_audio_preview(table: pa.Table, classes: list[str], out_path: str) -> str:
     """Up to `len(table)` spectrograms, 4 per row: time in seconds across, mel band up, colour = level."""
-    m = ModalityConfig(name="audio")
+    m = AudioConfig()
     rows_data = table.select(["audio", "format", "sample_rate", "label"]).to_pylist()
     rows = max(1, -(-len(rows_data) // AUDIO_COLUMNS))
     fig, axes = new_figure(rows, AUDIO_COLUMNS, (2.6, 1.9))
