@@ -21,6 +21,7 @@ from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
 from distributed_ssl.engine.data_errors import deterministic_cause, read_fatal, record_fatal
 from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
+from distributed_ssl.engine.deepspeed_ops import skip_inference_only_ops
 from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
@@ -126,6 +127,7 @@ def _train(config: dict[str, Any]) -> None:
     trainable = method.trainable_module()
     optimizer = torch.optim.AdamW(param_groups(trainable, cfg.optim.weight_decay), lr=cfg.optim.lr,
                                   betas=cfg.optim.betas)
+    skip_inference_only_ops()  # no ~90 s JIT build of an op training never uses
     engine, optimizer, _, _ = deepspeed.initialize(model=method, optimizer=optimizer,
                                                    config=build_deepspeed_config(cfg, world))
     lr_schedule = warmup_cosine(total_steps, cfg.optim.lr, cfg.optim.min_lr,
