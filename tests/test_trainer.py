@@ -226,3 +226,13 @@ def test_reports_round_trip_through_metrics_and_ignore_tunes_keys():
     assert not is_epoch_end(records[0].to_metrics())
     assert records[0].to_metrics() == {"global_step": 10, "epoch": 0, "loss": 1.5}
     assert parse_report({}) is None and parse_report(None) is None
+
+
+def test_checkpoints_with_the_methods_old_step_counter_still_load():
+    """Checkpoints written before the Trainer owned the step count hold an EMA method's `steps_done` buffer."""
+    cfg = _cfg("byol")
+    from distributed_ssl.methods.registry import build_method
+
+    method = build_method(cfg)
+    state = {**method.state_dict(), "steps_done": torch.tensor(7)}
+    method.load_state_dict(state)  # strict, as DeepSpeed loads the module

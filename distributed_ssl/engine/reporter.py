@@ -36,11 +36,11 @@ class Reporter(Protocol):
     def latest_checkpoint(self) -> str | None:
         """A local directory holding the checkpoint to restore (this run's own latest), or None."""
 
+    def release_checkpoint(self) -> None:
+        """The checkpoint from `latest_checkpoint` is restored: its directory may go (e.g. a downloaded copy)."""
+
     def report(self, record: Report, checkpoint_dir: str | None = None) -> None:
         """Send `record`; `checkpoint_dir` (this rank's part of a checkpoint) is taken over and may be deleted."""
-
-    def close(self) -> None:
-        """Release what `latest_checkpoint` holds (e.g. a downloaded copy)."""
 
 
 class RayTrainReporter:
@@ -90,7 +90,7 @@ class RayTrainReporter:
         if checkpoint_dir:
             shutil.rmtree(checkpoint_dir, ignore_errors=True)
 
-    def close(self) -> None:
+    def release_checkpoint(self) -> None:
         if self._restore is not None:
             self._restore.__exit__(None, None, None)
             self._restore = None
@@ -138,8 +138,8 @@ class InProcessReporter:
             shutil.move(checkpoint_dir, kept)
         self.records.append((record, kept))
 
-    def close(self) -> None:
-        pass
+    def release_checkpoint(self) -> None:
+        pass  # kept: a later Trainer on this reporter restores the newest
 
     def reports(self, kind: type | None = None) -> list[Report]:
         """The records sent so far (of one kind when given)."""

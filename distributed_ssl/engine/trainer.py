@@ -110,7 +110,10 @@ class Trainer:
         install_gather(self.method)  # EMA updates read the student's full weights under ZeRO-3
         checkpoint = self.reporter.latest_checkpoint()
         if checkpoint is not None:
-            self.restore(checkpoint)
+            try:
+                self.restore(checkpoint)
+            finally:
+                self.reporter.release_checkpoint()
         return self
 
     def _probe_baseline(self) -> None:
@@ -159,15 +162,12 @@ class Trainer:
         """Train to `total_steps` or `train.epochs`, whichever comes first, and send the final report."""
         if self.engine is None:
             self.setup()
-        try:
-            for epoch in range(self.state.epoch, self.cfg.train.epochs):
-                if self.state.global_step >= self.total_steps:
-                    break
-                self._train_epoch(epoch)
-                self._end_epoch(epoch + 1)
-            return self._finish()
-        finally:
-            self.reporter.close()
+        for epoch in range(self.state.epoch, self.cfg.train.epochs):
+            if self.state.global_step >= self.total_steps:
+                break
+            self._train_epoch(epoch)
+            self._end_epoch(epoch + 1)
+        return self._finish()
 
     def _train_epoch(self, epoch: int) -> None:
         """The micro-batches of one epoch; a resumed epoch does only those it had left."""
