@@ -236,3 +236,20 @@ def test_checkpoints_with_the_methods_old_step_counter_still_load():
     method = build_method(cfg)
     state = {**method.state_dict(), "steps_done": torch.tensor(7)}
     method.load_state_dict(state)  # strict, as DeepSpeed loads the module
+
+
+def test_zero3_trains_an_ema_method_and_saves_the_full_encoder(tmp_path):
+    """ZeRO-3 partitions the student: the EMA update and encoder.pt read it through engine/zero_gather.py."""
+    from distributed_ssl.util.encoder_file import load_encoder_state
+
+    cfg = _cfg("byol", "deepspeed.zero_stage=3")
+    reporter = InProcessReporter(_batches(cfg, 2), root=tmp_path / "ckpt")
+    trainer = _trainer(cfg, reporter, steps_per_epoch=2, run_dir=str(tmp_path / "run")).setup()
+    teacher_before = {k: v.clone() for k, v in trainer.method.teacher.module.state_dict().items()}
+    final = trainer.fit()
+    assert final.global_step == 2 and math.isfinite(final.loss)
+    saved = load_encoder_state(tmp_path / "run" / "encoder.pt")
+    teacher = trainer.method.teacher.module.state_dict()
+    assert any(not torch.equal(v, teacher[k]) for k, v in teacher_before.items())
+    for name, value in saved.items():  # full tensors, the shapes of the teacher's copy of the encoder
+        assert value.shape == teacher[f"encoder.{name}"].shape, name
