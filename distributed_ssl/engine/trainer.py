@@ -26,7 +26,7 @@ from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
 from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
-from distributed_ssl.engine.probe_logging import collapse_warning, log_probe
+from distributed_ssl.engine.probe_logging import collapse_warning, log_final, log_probe
 from distributed_ssl.engine.reporter import Batch, Reporter
 from distributed_ssl.engine.reports import EpochEndReport, FinalReport, Report, StepReport
 from distributed_ssl.engine.run_artifacts import log_preview, save_encoder
@@ -87,8 +87,6 @@ class Trainer:
         self._window: dict[str, list[float]] = {}
         self._t_window = time.perf_counter()
 
-    # setup -------------------------------------------------------------------------------------------------
-
     def setup(self) -> Trainer:
         """Method, baseline probes, warm start, optimizer, DeepSpeed engine, schedules; then restore."""
         import deepspeed
@@ -125,8 +123,6 @@ class Trainer:
         self.method.train()
         self.knn_raw = on_rank0(lambda: raw_feature_knn(self.cfg.modality.name, self.eval_splits, self.cfg.eval))
 
-    # checkpoints -------------------------------------------------------------------------------------------
-
     def state_dict(self) -> dict[str, Any]:
         """The counters saved with a checkpoint (`meta.json`); model and optimizer are DeepSpeed's part."""
         return asdict(self.state)
@@ -155,8 +151,6 @@ class Trainer:
 
     def report(self, record: Report, with_checkpoint: bool) -> None:
         self.reporter.report(record, self.save_checkpoint() if with_checkpoint else None)
-
-    # training ----------------------------------------------------------------------------------------------
 
     def fit(self) -> FinalReport:
         """Train to `total_steps` or `train.epochs`, whichever comes first, and send the final report."""
@@ -260,8 +254,6 @@ class Trainer:
             log.warning("input wait %.0f%% of the last window: %s", 100 * wait, ADVICE)
             self.warned_wait = True
 
-    # epoch ends, evaluation --------------------------------------------------------------------------------
-
     def _is_last(self, epochs_done: int) -> bool:
         return epochs_done == self.cfg.train.epochs or self.state.global_step >= self.total_steps
 
@@ -292,8 +284,6 @@ class Trainer:
         finally:
             self.engine.train()
 
-    # the end -----------------------------------------------------------------------------------------------
-
     def _finish(self) -> FinalReport:
         """The encoder saved and logged (rank 0), run-level timing over ranks, the final report with a checkpoint."""
         s = self.state
@@ -311,21 +301,6 @@ class Trainer:
             probe={k: v for k, v in s.probe.items() if k != "knn_top1"})
         if self.rank == 0 and self.run_dir is not None:
             save_encoder(encoder_state, self.cfg, self.run_dir, self.logger, self.tracking_uri, self.eval_splits)
-            self._log_final(final)
+            log_final(self.logger, final)
         self.report(final, with_checkpoint=True)
         return final
-
-    def _log_final(self, final: FinalReport) -> None:
-        if self.logger is None:
-            return
-        run_metrics = {"train_samples_per_s": final.samples_per_s, "run_input_wait_fraction": final.input_wait_fraction,
-                       "run_eval_seconds": final.eval_seconds, "run_epoch_gap_seconds": final.epoch_gap_seconds}
-        if final.knn_top1 is None:
-            self.logger.metrics(run_metrics, final.global_step)
-            return
-        linear = final.probe.get("linear_top1")  # absent: a run resumed from before the linear probe
-        extra = {"linear_top1_final": linear, "linear_top1_random_init": final.linear_top1_random_init} \
-            if linear is not None and final.linear_top1_random_init is not None else {}
-        raw = {"knn_top1_raw_features": final.knn_top1_raw_features} if final.knn_top1_raw_features is not None else {}
-        self.logger.metrics({"knn_top1_final": final.knn_top1, "knn_top1_random_init": final.knn_top1_random_init,
-                             **raw, **run_metrics, **extra}, final.global_step)
