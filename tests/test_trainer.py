@@ -27,7 +27,7 @@ from distributed_ssl.engine.reports import (
 from distributed_ssl.engine.schedules import build_schedules
 from distributed_ssl.engine.trainer import Trainer
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
-from distributed_ssl.methods.registry import view_spec_for
+from distributed_ssl.methods.registry import build_encoder_for, view_spec_for
 from distributed_ssl.modalities.registry import get_modality
 
 BATCH = 4
@@ -253,3 +253,35 @@ def test_zero3_trains_an_ema_method_and_saves_the_full_encoder(tmp_path):
     assert any(not torch.equal(v, teacher[k]) for k, v in teacher_before.items())
     for name, value in saved.items():  # full tensors, the shapes of the teacher's copy of the encoder
         assert value.shape == teacher[f"encoder.{name}"].shape, name
+
+
+def _probe_rank(rank: int, port: int, out: str) -> None:
+    from unittest import mock
+
+    from distributed_ssl.evaluation import probe_suite
+
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    cfg = _cfg("simclr")
+    torch.manual_seed(0)
+    encoder = build_encoder_for(cfg)
+    with mock.patch.object(probe_suite, "probe_features", wraps=probe_suite.probe_features) as probed:
+        result = probe_suite.probe_encoder(encoder.eval().embed, _eval_splits(), cfg.eval)
+    torch.save({"result": result.metrics(), "probed": probed.call_count}, os.path.join(out, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_ranks_embed_their_shares_and_rank0_alone_probes(tmp_path):
+    import torch.multiprocessing as mp
+
+    from distributed_ssl.evaluation.probe_suite import probe_encoder
+
+    mp.spawn(_probe_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
+    assert [r["probed"] for r in ranks] == [1, 0]
+    assert ranks[0]["result"] == ranks[1]["result"]
+    cfg = _cfg("simclr")
+    torch.manual_seed(0)
+    alone = probe_encoder(build_encoder_for(cfg).eval().embed, _eval_splits(), cfg.eval).metrics()
+    assert ranks[0]["result"] == pytest.approx(alone, abs=1e-5)  # one process, this test's gloo group of one
