@@ -19,7 +19,7 @@ from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.data.train_records import open_train_manifest, train_record_count
 from distributed_ssl.engine.checkpointing import remove_torn_checkpoints
 from distributed_ssl.engine.data_errors import FATAL_FILE, deterministic_cause, read_fatal
-from distributed_ssl.engine.reports import FinalReport, parse_report
+from distributed_ssl.engine.reports import FinalReport
 from distributed_ssl.engine.train_loop import train_worker
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.launch.cluster_checks import (
@@ -226,9 +226,7 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
 def _summary(cfg: SSLConfig, result: Any, manifest: Manifest, state: RunState, run_dir: RunDir,
              wall_time_s: float) -> dict[str, Any]:
     """summary.json's fields from the final report (engine/reports.py's `FinalReport`)."""
-    final = parse_report(result.metrics)
-    if not isinstance(final, FinalReport):  # no final report: every field of it unknown
-        final = FinalReport.from_metrics({})
+    final = FinalReport.from_metrics(result.metrics or {})  # the last report; fields it lacks are None
     checkpoint = result.checkpoint
     return {
         "method": cfg.method.name, "modality": cfg.modality.name, "encoder": cfg.model.encoder,
