@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
+from distributed_ssl.engine.schedules import teacher_temp_schedule
 from distributed_ssl.losses.byol_loss import BYOLLoss
 from distributed_ssl.losses.dino_loss import DINOLoss
-from distributed_ssl.methods.dino import teacher_temp_schedule
 
 
 def _byol_reference(predictions, targets):

@@ -12,6 +12,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from distributed_ssl.engine.zero_gather import install_gather
 from distributed_ssl.methods.base import Method
 from distributed_ssl.methods.ema_teacher import EMATeacher, ema_teachers
 from distributed_ssl.util.schedules import momentum_schedule
@@ -88,6 +89,7 @@ def _teacher_after_training(stage: int, rank: int, ckpt_dir: str) -> dict[str, t
               "zero_allow_untested_optimizer": True, "zero_force_ds_cpu_optimizer": False,
               "steps_per_print": 10**9}
     engine, *_ = deepspeed.initialize(model=method, optimizer=optimizer, config=config)
+    install_gather(method)  # as the Trainer does: the update reads the student's full weights under ZeRO-3
     gen = torch.Generator().manual_seed(100 + rank)  # every rank sees different data
     for step in range(1, STEPS + 1):
         batch = {"x": torch.randn(4, 16, generator=gen), "y": torch.randn(4, 8, generator=gen)}

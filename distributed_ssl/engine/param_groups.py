@@ -11,5 +11,5 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
         if not param.requires_grad:
             continue
         (no_decay if param.ndim <= 1 or name.endswith("token") else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay, "wd_scale": 1.0},
-            {"params": no_decay, "weight_decay": 0.0, "wd_scale": 0.0}]
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": no_decay, "weight_decay": 0.0}]

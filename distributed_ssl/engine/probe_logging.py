@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 
+from distributed_ssl.engine.reports import FinalReport
 from distributed_ssl.evaluation.probe_suite import ProbeResult
 from distributed_ssl.tracking.mlflow_tracking import RunLogger
 
@@ -36,3 +37,20 @@ def log_probe(logger: RunLogger | None, result: ProbeResult, baseline: ProbeResu
         log.warning("%s. The encoder maps the eval set to (nearly) one point or a few directions; lower the "
                     "learning rate, raise the EMA momentum or check the method's settings.", warning)
         logger.tags({"collapse_warning": warning})
+
+
+def log_final(logger: RunLogger | None, final: FinalReport) -> None:
+    """The run-level metrics at the last step: throughput and timing, and the final probes against the baselines."""
+    if logger is None:
+        return
+    run_metrics = {"train_samples_per_s": final.samples_per_s, "run_input_wait_fraction": final.input_wait_fraction,
+                   "run_eval_seconds": final.eval_seconds, "run_epoch_gap_seconds": final.epoch_gap_seconds}
+    if final.knn_top1 is None:
+        logger.metrics(run_metrics, final.global_step)
+        return
+    linear = final.probe.get("linear_top1")  # absent: a run resumed from before the linear probe
+    extra = {"linear_top1_final": linear, "linear_top1_random_init": final.linear_top1_random_init} \
+        if linear is not None and final.linear_top1_random_init is not None else {}
+    raw = {"knn_top1_raw_features": final.knn_top1_raw_features} if final.knn_top1_raw_features is not None else {}
+    logger.metrics({"knn_top1_final": final.knn_top1, "knn_top1_random_init": final.knn_top1_random_init,
+                    **raw, **run_metrics, **extra}, final.global_step)

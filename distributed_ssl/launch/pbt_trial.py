@@ -22,6 +22,7 @@ from ray.util.queue import Empty, Queue
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.engine.checkpointing import META_FILE
+from distributed_ssl.engine.reports import is_epoch_end, is_final
 from distributed_ssl.launch.pbt_space import PBT_TIME_ATTR
 from distributed_ssl.launch.run_state import RAY_RUN_NAME, RunState
 from distributed_ssl.launch.trainer import run_training
@@ -35,7 +36,7 @@ POLL_S = 1.0
 def is_objective_report(metrics: list[dict[str, Any]], metric: str) -> bool:
     """An epoch-end report that carries the objective: the only kind Tune's schedulers may compare, since
     mid-epoch checkpoint reports come at other points and the objective is measured once per epoch."""
-    return bool(metrics) and bool(metrics[0].get("epoch_end")) and metrics[0].get(metric) is not None
+    return bool(metrics) and is_epoch_end(metrics[0]) and metrics[0].get(metric) is not None
 
 
 class CheckpointQueueCallback(UserCallback):
@@ -118,7 +119,7 @@ def run_pbt_trial(cfg: SSLConfig, trial_dir: Path, swept: dict[str, Any], tags: 
             except Empty:
                 break
         metrics = item["metrics"]
-        if not metrics.get("finished"):  # PBT decides only between epochs, never on a trial's last report
+        if not is_final(metrics):  # PBT decides only between epochs, never on a trial's last report
             metrics[PBT_TIME_ATTR] = metrics["epoch"]
         path = item["checkpoint"]
         tune.report(metrics, checkpoint=tune.Checkpoint(path) if path else None)

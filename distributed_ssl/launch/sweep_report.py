@@ -10,6 +10,7 @@ from typing import Any
 
 from distributed_ssl.config.loader import resolve_config, save_config
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.engine.reports import is_final
 from distributed_ssl.tracking.mlflow_tracking import RunLogger
 from distributed_ssl.util import storage
 from distributed_ssl.util.redaction import redact_text
@@ -42,7 +43,7 @@ def collect_trials(cfg: SSLConfig, results) -> list[dict[str, Any]]:
         epochs = int(last.get("epoch", curve[-1][0] if curve else 0) or 0)
         if result.error is not None:
             reason = "error"
-        elif epochs < cfg.train.epochs and not last.get("finished"):  # Tune itself fills "done"
+        elif epochs < cfg.train.epochs and not is_final(last):  # Tune itself fills "done"
             reason = "stopped_early"
         else:
             reason = "completed"

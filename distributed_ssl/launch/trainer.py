@@ -25,6 +25,7 @@ from distributed_ssl.data.train_records import (
 )
 from distributed_ssl.engine.checkpointing import remove_torn_checkpoints
 from distributed_ssl.engine.data_errors import FATAL_FILE, deterministic_cause, read_fatal
+from distributed_ssl.engine.reports import FinalReport
 from distributed_ssl.engine.train_loop import train_worker
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.launch.cluster_checks import (
@@ -298,19 +299,19 @@ def _log_run_logs(run_dir: RunDir, logger: RunLogger, driver_log: LogFile) -> No
 
 def _summary(cfg: SSLConfig, result: Any, manifest: Manifest, state: RunState, run_dir: RunDir,
              wall_time_s: float) -> dict[str, Any]:
-    """summary.json's fields from the final report (see engine/train_loop.py)."""
-    metrics = result.metrics or {}
+    """summary.json's fields from the final report (engine/reports.py's `FinalReport`)."""
+    final = FinalReport.from_metrics(result.metrics or {})  # the last report; fields it lacks are None
     checkpoint = result.checkpoint
     return {
         "method": cfg.method.name, "modality": cfg.modality.name, "encoder": cfg.model.encoder,
-        "steps": metrics.get("global_step"), "epochs": metrics.get("epoch"),
-        "knn_top1": metrics.get("knn_top1"), "knn_top1_random_init": metrics.get("knn_top1_random_init"),
-        "knn_top1_raw_features": metrics.get("knn_top1_raw_features"),
-        "linear_top1": metrics.get("linear_top1"), "linear_top1_random_init": metrics.get("linear_top1_random_init"),
-        **collapse_summary(metrics),
-        "samples_per_s": metrics.get("samples_per_s"), "final_loss": metrics.get("loss"),
-        "input_wait_fraction": metrics.get("input_wait_fraction"), "eval_seconds": metrics.get("eval_seconds"),
-        "epoch_gap_seconds": metrics.get("epoch_gap_seconds"),
+        "steps": final.global_step, "epochs": final.epoch,
+        "knn_top1": final.knn_top1, "knn_top1_random_init": final.knn_top1_random_init,
+        "knn_top1_raw_features": final.knn_top1_raw_features,
+        "linear_top1": final.probe.get("linear_top1"), "linear_top1_random_init": final.linear_top1_random_init,
+        **collapse_summary(final.probe),
+        "samples_per_s": final.samples_per_s, "final_loss": final.loss,
+        "input_wait_fraction": final.input_wait_fraction, "eval_seconds": final.eval_seconds,
+        "epoch_gap_seconds": final.epoch_gap_seconds,
         "wall_time_s": round(wall_time_s, 1), "num_workers": cfg.scaling.num_workers,
         "zero_stage": cfg.deepspeed.zero_stage, "precision": cfg.deepspeed.precision,
         "train_records": train_record_count(cfg, manifest),

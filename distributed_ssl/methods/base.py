@@ -76,8 +76,12 @@ class Method(nn.Module):
         """What the optimizer and DeepSpeed wrap (a method with an EMA target excludes the target)."""
         return self
 
-    def set_total_steps(self, total_steps: int) -> None:
-        """Called once before training with the number of optimizer steps, so per-step schedules can be built."""
+    # per-step schedules this method reads besides the learning rate (built in engine/schedules.py)
+    schedules: tuple[str, ...] = ()
+
+    def apply_schedule(self, name: str, value: float) -> None:
+        """The value of schedule `name` (one of `schedules`) for the optimizer step about to be computed."""
+        raise KeyError(f"{type(self).__name__} has no schedule {name!r}")
 
     def on_step_end(self, step: int) -> None:
         """Hook after each optimizer step (EMA updates); `step` counts finished optimizer steps from 1."""

@@ -49,4 +49,4 @@ class BYOL(EMATeacherMethod):
         predictions = self.predictor(self.projector(self.encoder.embed(views))).chunk(self.num_views)
         targets = self.teacher(views).chunk(self.num_views)
         loss = self.criterion(list(predictions), list(targets))
-        return {"loss": loss, "momentum": loss.new_tensor(self.momentum_at(int(self.steps_done) + 1))}
+        return {"loss": loss, "momentum": loss.new_tensor(self.momentum)}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -16,32 +15,24 @@ from distributed_ssl.models.dino_head import DINOHead
 from distributed_ssl.models.encoder_with_head import EncoderWithHead
 
 
-def teacher_temp_schedule(total_steps: int, start: float, final: float, warmup_steps: int) -> np.ndarray:
-    """Linear warm-up from `start` to `final` over `warmup_steps`, then constant (DINO's teacher temperature)."""
-    total_steps = max(int(total_steps), 1)
-    warmup_steps = min(max(int(warmup_steps), 0), total_steps)
-    return np.concatenate([np.linspace(start, final, warmup_steps, endpoint=False),
-                           np.full(total_steps - warmup_steps, final)]).astype(np.float64)
-
-
 @register_method("dino")
 class DINO(EMATeacherMethod):
     """The teacher (EMA of encoder + head) sees the global views `view_0..`; the student sees those and the
     local views `local_0..`, which are smaller, so they go through the encoder as a second batch.
 
     Built from its config: the head is `proj_hidden_dim` wide with a `proj_dim` bottleneck and `dino_out_dim`
-    prototypes; the counts and sizes of the multi-crop views are `num_global_views`, `num_local_views`, ..."""
+    prototypes; the counts and sizes of the multi-crop views are `num_global_views`, `num_local_views`, ...
+    The teacher temperature follows the engine's `teacher_temp` schedule (a warm-up from `teacher_temp_start` to
+    `teacher_temp`), set through `apply_schedule`; `teacher_temp_start` until then."""
 
     views = ViewSpec(num_views=2, augment="strong", mask=False, num_local_views=4)  # defaults; see view_spec
+    schedules = ("ema_momentum", "teacher_temp")
 
     def __init__(self, encoder: nn.Module, cfg: DINOConfig):
         super().__init__(cfg.momentum_base, cfg.momentum_final)
         self.num_global_views = cfg.num_global_views
         self.num_local_views = cfg.num_local_views
-        self.teacher_temp_final = cfg.teacher_temp
-        self.teacher_temp_start = cfg.teacher_temp_start
-        self.teacher_temp_warmup_fraction = cfg.teacher_temp_warmup_fraction
-        self.teacher_temp = np.array([cfg.teacher_temp_start])
+        self.teacher_temp = float(cfg.teacher_temp_start)
         self.encoder = encoder
         self.head = DINOHead(encoder.dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.dino_out_dim)
         self.teacher = EMATeacher(self.student_network())
@@ -61,14 +52,11 @@ class DINO(EMATeacherMethod):
     def student_network(self) -> nn.Module:
         return EncoderWithHead(self.encoder, self.head)
 
-    def set_total_steps(self, total_steps: int) -> None:
-        super().set_total_steps(total_steps)
-        warmup = int(self.teacher_temp_warmup_fraction * total_steps)
-        self.teacher_temp = teacher_temp_schedule(total_steps, self.teacher_temp_start, self.teacher_temp_final,
-                                                  warmup)
-
-    def current_teacher_temp(self) -> float:
-        return float(self.teacher_temp[min(int(self.steps_done), len(self.teacher_temp) - 1)])
+    def apply_schedule(self, name: str, value: float) -> None:
+        if name == "teacher_temp":
+            self.teacher_temp = float(value)
+        else:
+            super().apply_schedule(name, value)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         g, m = self.num_global_views, self.num_local_views
@@ -83,6 +71,6 @@ class DINO(EMATeacherMethod):
         if m:
             local_views = torch.cat([batch[f"local_{i}"] for i in range(m)], dim=0)
             student_out += list(self.head(self.encoder.embed(local_views)).chunk(m))
-        temp = self.current_teacher_temp()
+        temp = self.teacher_temp
         loss = self.criterion(student_out, list(teacher_out), temp)
         return {"loss": loss, "teacher_temp": loss.new_tensor(temp)}

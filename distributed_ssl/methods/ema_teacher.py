@@ -11,27 +11,26 @@ from __future__ import annotations
 
 import contextlib
 import copy
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch import nn
 
 
-def _gathered(params: list[nn.Parameter]) -> contextlib.AbstractContextManager:
-    """Full values of ZeRO-3-partitioned parameters on every rank; a no-op for ZeRO 0-2 and plain modules."""
-    partitioned = [p for p in params if hasattr(p, "ds_id")]
-    if not partitioned:
-        return contextlib.nullcontext()
-    import deepspeed
-
-    return deepspeed.zero.GatheredParameters(partitioned, modifier_rank=None)
+def _no_gather(params: Iterable[nn.Parameter]) -> contextlib.AbstractContextManager:
+    return contextlib.nullcontext()
 
 
 class EMATeacher(nn.Module):
     """`teacher = m * teacher + (1 - m) * student` after each optimizer step; forward runs without gradients.
 
     Build it from the student before `deepspeed.initialize` (the copy is taken then). Outputs are fp32.
+    `gather(params)` is the context in which the student's parameters hold their full values; the engine sets it
+    under ZeRO-3, which partitions them (engine/zero_gather.py), and it does nothing by default.
     """
+
+    gather: Callable[[Iterable[nn.Parameter]], contextlib.AbstractContextManager] = staticmethod(_no_gather)
 
     def __init__(self, student: nn.Module):
         super().__init__()
@@ -69,7 +68,7 @@ class EMATeacher(nn.Module):
             missing = sorted(set(student_params) ^ set(teacher_params))[:5]
             raise ValueError(f"student and EMA teacher differ in parameters: {missing}")
         names = list(teacher_params)
-        with _gathered([student_params[n] for n in names]):
+        with self.gather([student_params[n] for n in names]):
             self._move_to(student_params[names[0]].device if names else torch.device("cpu"))
             t = [teacher_params[n].data for n in names]
             s = [student_params[n].data.to(torch.float32) for n in names]

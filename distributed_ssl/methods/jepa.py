@@ -67,6 +67,6 @@ class JEPA(EMATeacherMethod):
         context = self.encoder(x, context_mask)[:, 1:]  # drop the class token
         pred = self.predictor(context, context_mask, target_masks, x)
         loss = self.distance(pred.float(), targets.float())
-        return {"loss": loss, "momentum": loss.new_tensor(self.momentum_at(int(self.steps_done) + 1)),
+        return {"loss": loss, "momentum": loss.new_tensor(self.momentum),
                 "context_fraction": (~context_mask).float().mean(),
                 "target_fraction": target_masks.any(dim=1).float().mean()}

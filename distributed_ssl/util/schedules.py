@@ -28,3 +28,11 @@ def momentum_schedule(total_steps: int, base: float, final: float = 1.0) -> np.n
     total_steps = max(int(total_steps), 1)
     t = np.arange(total_steps) / max(total_steps - 1, 1)
     return (final - 0.5 * (final - base) * (1 + np.cos(np.pi * t))).astype(np.float64)
+
+
+def warmup_constant(total_steps: int, start: float, final: float, warmup_steps: int) -> np.ndarray:
+    """Linear warm-up from `start` to `final` over `warmup_steps`, then constant at `final`."""
+    total_steps = max(int(total_steps), 1)
+    warmup_steps = min(max(int(warmup_steps), 0), total_steps)
+    return np.concatenate([np.linspace(start, final, warmup_steps, endpoint=False),
+                           np.full(total_steps - warmup_steps, final)]).astype(np.float64)
