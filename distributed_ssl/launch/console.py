@@ -58,13 +58,30 @@ def configure_console_logging(verbose: bool) -> None:
     set_verbose(verbose)
     root = logging.getLogger()
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
-    handler = logging.StreamHandler(sys.stderr)
+    for old in [h for h in root.handlers if isinstance(h, ConsoleHandler)]:  # one, however often main() runs
+        root.removeHandler(old)
+    handler = ConsoleHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
     handler.addFilter(ConsoleFilter())
     root.addHandler(handler)
     logging.captureWarnings(True)
     _configured = True
     route_library_logs()
+
+
+class ConsoleHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is at the time of the record (it may be replaced after set-up)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self) -> IO[str]:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: IO[str]) -> None:
+        pass
 
 
 def route_library_logs() -> None:
