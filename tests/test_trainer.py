@@ -60,11 +60,17 @@ def gloo_group():
     torch.set_num_threads(threads)
 
 
+# Small heads, set only on the methods that have them (a key of another method is refused).
+HEAD_KEYS = {"simclr": ["method.proj_hidden_dim=32", "method.proj_dim=16"],
+             "dino": ["method.proj_hidden_dim=32", "method.proj_dim=16"],
+             "byol": ["method.proj_hidden_dim=32", "method.proj_dim=16", "method.predictor_hidden_dim=32"]}
+
+
 def _cfg(method: str, *extra: str):
     return load_config(None, [f"method.name={method}", "model.encoder=vit_debug", f"train.batch_size={BATCH}",
                               "train.log_every=1", "train.checkpoint_every=1000", "train.epochs=1",
-                              "method.proj_hidden_dim=32", "method.proj_dim=16", "method.predictor_hidden_dim=32",
-                              "tracking.log_model=false", *METHOD_OVERRIDES[method], *extra])
+                              *HEAD_KEYS.get(method, []), "tracking.log_model=false", *METHOD_OVERRIDES[method],
+                              *extra])
 
 
 def _batches(cfg, n: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
@@ -285,3 +291,24 @@ def test_two_ranks_embed_their_shares_and_rank0_alone_probes(tmp_path):
     torch.manual_seed(0)
     alone = probe_encoder(build_encoder_for(cfg).eval().embed, _eval_splits(), cfg.eval).metrics()
     assert ranks[0]["result"] == pytest.approx(alone, abs=1e-5)  # one process, this test's gloo group of one
+
+
+def test_several_epochs_come_through_one_data_pass(tmp_path):
+    """With epochs_per_pass=2 the data iterator is opened once per two epochs and each epoch still takes
+    steps_per_epoch batches of it, in order (the pass holds both epochs' records)."""
+    cfg = _cfg("simclr", "train.epochs=4")
+    passes: list[int] = []
+
+    def one_pass(index: int) -> list:
+        passes.append(index)
+        return _batches(cfg, 4, seed=index)  # two epochs of two batches
+
+    reporter = InProcessReporter(one_pass, root=tmp_path)
+    trainer = _trainer(cfg, reporter, steps_per_epoch=2, epochs_per_pass=2)
+    seen = []
+    step = trainer.train_step
+    trainer.train_step = lambda batch: seen.append(float(batch["view_0"].sum())) or step(batch)
+    final = trainer.fit()
+    assert passes == [0, 1] and final.global_step == 8 and final.epoch == 4
+    expected = [float(b["view_0"].sum()) for index in (0, 1) for b in _batches(cfg, 4, seed=index)]
+    assert seen == pytest.approx(expected)
