@@ -1,8 +1,8 @@
 """Which of DeepSpeed's compiled ops a training run loads.
 
 On the CPU, DeepSpeed's communication backend JIT-compiles `deepspeed_shm_comm` (a shared-memory all-reduce)
-when it starts: about 90 s with a C++ compiler the first time, and again whenever its build flags come out
-different (they depend on CPU-feature probing that can fall back under load, so busy machines rebuild it).
+when it starts: about 90 s with a C++ compiler the first time, and again whenever its build command comes out
+different (a test machine's cache held 11 builds of it from four distinct command lines).
 That op serves only `inference_all_reduce` (tensor-parallel inference); training's collectives go through
 torch.distributed (gloo on the CPU, NCCL on GPUs), so the op is marked unavailable before DeepSpeed starts.
 """
