@@ -130,7 +130,7 @@ class RunConsole:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> RunConsole:
-        self.board = ProgressBoard.options(name=None).remote()
+        self.board = ProgressBoard.remote()
         self._thread = threading.Thread(target=self._poll, name="dssl-console", daemon=True)
         self._thread.start()
         return self
