@@ -17,7 +17,6 @@ from distributed_ssl.config import load_config
 from distributed_ssl.engine.reporter import InProcessReporter
 from distributed_ssl.engine.reports import (
     EpochEndReport,
-    FatalDataErrorReport,
     FinalReport,
     StepReport,
     is_epoch_end,
@@ -218,7 +217,6 @@ def test_reports_round_trip_through_metrics_and_ignore_tunes_keys():
                     probe={"linear_top1": 0.8, "embedding_std": 0.1, "effective_rank": 3.0,
                            "effective_rank_fraction": 0.5, "collapsed": 0.0, "collapse_warning": None}),
         FinalReport(global_step=1, epoch=1, loss=float("inf"), samples_per_s=1.0),
-        FatalDataErrorReport(),
     ]
     for record in records:
         metrics = record.to_metrics()

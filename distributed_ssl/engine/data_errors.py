@@ -2,8 +2,9 @@
 
 Ray Train's FailureConfig restarts the worker group after any worker error, which is right for a crashed node and
 wrong for a bad record: the run would fail `run.max_failures + 1` times over, each after a restart and a restore.
-Ray offers no per-error policy, so a worker that meets such an error records it in the run dir before raising;
-a restarted worker that finds the record ends at once, and the driver turns it into a `DatasetError` (exit 2).
+A worker that meets such an error records it in the run dir before raising; the launcher's failure policy
+(`launch.data_error_policy`) reads the record and raises instead of restarting, and the driver turns it into a
+`DatasetError` (exit 2).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ timestamps), so each record turns into that dict (`to_metrics`) and is parsed ba
 `parse_report`), ignoring keys it does not own. The metric names are the ones sweeps (`tune.metric`), ASHA, PBT
 and summary.json read: `global_step`, `epoch`, `loss`, `knn_top1`, `linear_top1`, ...; the kind of a record is
 told by two flags, `epoch_end` (an epoch's last report, which carries the objective) and `finished` (the run's
-last), and by `fatal_data_error` for a worker that ends at once after a recorded data error.
+last).
 """
 
 from __future__ import annotations
@@ -92,28 +92,12 @@ class FinalReport:
                    probe=probe)
 
 
-@dataclass(frozen=True)
-class FatalDataErrorReport:
-    """A restarted worker found a deterministic data error recorded by an earlier attempt and did not train."""
-
-    FLAGS: ClassVar[dict[str, bool]] = {"fatal_data_error": True}
-
-    def to_metrics(self) -> dict[str, Any]:
-        return dict(self.FLAGS)
-
-    @classmethod
-    def from_metrics(cls, metrics: dict[str, Any]) -> FatalDataErrorReport:
-        return cls()
-
-
-Report = StepReport | EpochEndReport | FinalReport | FatalDataErrorReport
+Report = StepReport | EpochEndReport | FinalReport
 
 
 def parse_report(metrics: dict[str, Any] | None) -> Report | None:
     """The record behind a metrics dict that Ray Train or Tune hands back; None for an empty or foreign one."""
     metrics = metrics or {}
-    if metrics.get("fatal_data_error"):
-        return FatalDataErrorReport()
     if metrics.get("finished"):
         return FinalReport.from_metrics(metrics)
     if metrics.get("epoch_end"):

@@ -10,10 +10,9 @@ import logging
 from typing import Any
 
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.engine.data_errors import deterministic_cause, read_fatal, record_fatal
+from distributed_ssl.engine.data_errors import deterministic_cause, record_fatal
 from distributed_ssl.engine.progress import ProgressSender
 from distributed_ssl.engine.reporter import RayTrainReporter
-from distributed_ssl.engine.reports import FatalDataErrorReport
 from distributed_ssl.engine.trainer import Trainer
 from distributed_ssl.util.log_file import LogFile
 from distributed_ssl.util.run_dir import RunDir
@@ -26,9 +25,6 @@ def train_worker(config: dict[str, Any]) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_dir = RunDir(config["run_dir"])
     reporter = RayTrainReporter(init_checkpoint=config.get("init_checkpoint"))
-    if read_fatal(run_dir) is not None:
-        reporter.report(FatalDataErrorReport())
-        return
     # decoded once by the driver (bad records counted there, before any worker started), shared via the object store
     eval_splits = ray.get(config["eval_splits"]) if config.get("eval_splits") is not None else None
     trainer = Trainer(SSLConfig.model_validate(config["cfg"]), reporter, steps_per_epoch=config["steps_per_epoch"],

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import ray.train
-from ray.train.torch import TorchTrainer
 
 from distributed_ssl.config.flatten import flat_params
 from distributed_ssl.config.loader import ConfigError, save_config
@@ -35,6 +34,7 @@ from distributed_ssl.launch.cluster_checks import (
     preflight,
 )
 from distributed_ssl.launch.console import RunConsole, route_library_logs
+from distributed_ssl.launch.data_error_policy import DataErrorAwareTorchTrainer
 from distributed_ssl.launch.ray_runtime import ensure_ray
 from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, RunState
@@ -240,7 +240,7 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
                                   epochs_per_pass=per_pass)
     show = RunConsole(label=cfg.run.name or "train") if opt.progress else contextlib.nullcontext()
     with show as console:
-        trainer = TorchTrainer(
+        trainer = DataErrorAwareTorchTrainer(
             train_worker,
             train_loop_config={"cfg": cfg.model_dump(mode="json"), "steps_per_epoch": steps_per_epoch,
                                "total_steps": total_steps, "tracking_uri": state.tracking_uri,
@@ -258,6 +258,7 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
                 failure_config=ray.train.FailureConfig(max_failures=cfg.run.max_failures),
                 callbacks=opt.callbacks),
             datasets={"train": dataset},
+            run_dir_uri=run_dir.uri,
         )
         run_dir.delete(FATAL_FILE)  # one left by an earlier attempt, whose data may have been fixed since
         started = time.time()
@@ -269,10 +270,6 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
             if fatal is not None or deterministic_cause(exc) is not None:
                 raise DatasetError(fatal or str(deterministic_cause(exc))) from None
             raise
-    fatal = read_fatal(run_dir)
-    if fatal is not None:  # the restarted group stopped at once: not retried
-        logger.finish("FAILED")
-        raise DatasetError(f"{fatal} (deterministic: not retried)")
     bad = ray.get(ledger.report.remote())
     if bad:
         run_dir.write_text("bad_records.jsonl", "".join(json.dumps(item) + "\n" for item in bad))

@@ -1,0 +1,61 @@
+"""A TorchTrainer whose failure policy restarts the worker group after a crash, never after a data error.
+
+Ray Train's default policy retries every worker-group error up to `FailureConfig.max_failures`. A retry of a bad
+record, an exceeded `data.max_bad_fraction` or a schema mismatch reads the same bytes and fails the same way, after
+a restart and a restore each time. The policy here raises at once when the failing worker recorded such an error
+in the run dir (`engine.data_errors.record_fatal`) or when a worker's exception is one; everything else (a killed
+worker, a lost node, an out-of-memory) is left to the default policy and its retry budget.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ray.train.torch import TorchTrainer
+from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy
+from ray.train.v2._internal.execution.failure_handling.failure_policy import FailureDecision
+from ray.train.v2.api.exceptions import TrainingFailedError, WorkerGroupError
+
+from distributed_ssl.engine.data_errors import deterministic_cause, read_fatal
+from distributed_ssl.util.run_dir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+class DataErrorFailurePolicy(DefaultFailurePolicy):
+    """The default policy, except that a deterministic data error is raised without a retry."""
+
+    def __init__(self, failure_config: Any, run_dir_uri: str):
+        super().__init__(failure_config)
+        self.run_dir_uri = run_dir_uri
+
+    def make_decision(self, training_failed_error: TrainingFailedError) -> FailureDecision:
+        if isinstance(training_failed_error, WorkerGroupError) and self._is_data_error(training_failed_error):
+            log.info("[FailurePolicy] RAISE: a deterministic data error is not retried")
+            return FailureDecision.RAISE
+        return super().make_decision(training_failed_error)
+
+    def _is_data_error(self, error: WorkerGroupError) -> bool:
+        if any(deterministic_cause(cause) is not None for cause in error.worker_failures.values()):
+            return True
+        try:
+            return read_fatal(RunDir(self.run_dir_uri)) is not None
+        except OSError:  # the run dir unreadable: a crash for all the policy can tell
+            return False
+
+
+class DataErrorAwareTorchTrainer(TorchTrainer):
+    """TorchTrainer with `DataErrorFailurePolicy` in place of Ray's default failure policy."""
+
+    def __init__(self, *args: Any, run_dir_uri: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._run_dir_uri = run_dir_uri
+
+    def _initialize_and_run_controller(self, **controller_init_kwargs: Any) -> Any:
+        if "failure_policy" not in controller_init_kwargs:  # guards the one Ray internal this class relies on
+            raise RuntimeError("this Ray version's TrainController takes no failure_policy; "
+                               "distributed_ssl needs one that does (ray>=2.49)")
+        controller_init_kwargs["failure_policy"] = DataErrorFailurePolicy(self.run_config.failure_config,
+                                                                          self._run_dir_uri)
+        return super()._initialize_and_run_controller(**controller_init_kwargs)
