@@ -41,7 +41,8 @@ class DataErrorFailurePolicy(DefaultFailurePolicy):
             return True
         try:
             return read_fatal(RunDir(self.run_dir_uri)) is not None
-        except OSError:  # the run dir unreadable: a crash for all the policy can tell
+        except Exception as exc:  # noqa: BLE001 - the run dir unreadable here: a crash for all the policy can tell
+            log.warning("could not read %s for a recorded data error: %s", self.run_dir_uri, exc)
             return False
 
 
