@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -103,3 +104,33 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def gloo_group():
+    """A one-rank gloo group, as Ray Train's TorchTrainer sets up in each worker (for Trainer tests without Ray)."""
+    import torch
+
+    port = free_port()
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
+                      LOCAL_WORLD_SIZE="1")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield
+    torch.distributed.destroy_process_group()
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="session")
+def sample_sets(tmp_path_factory) -> dict[str, str]:
+    """Small real sample sets of every modality (digits, spoken words, LiDAR scenes), written once a session."""
+    from tests.small_sample_sets import write_small_sample_sets
+
+    return write_small_sample_sets(tmp_path_factory.mktemp("samples"))

@@ -19,7 +19,8 @@ import torch.multiprocessing as mp
 
 from distributed_ssl.engine.file_manifest import KEY_ENV, sha256_file, sign
 from distributed_ssl.util.encoder_file import EncoderFileError, load_encoder_state
-from tests.test_ema_teacher import _free_port, _TinyMethod
+from tests.conftest import free_port
+from tests.test_ema_teacher import _TinyMethod
 
 KEY = "test-checkpoint-key"
 
@@ -109,7 +110,7 @@ def _rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
                                   "appears) with an error naming the checkpoint and the file; the intact one loads")
 def test_checkpoint_is_verified_before_deepspeed_unpickles_it(tmp_path, monkeypatch):
     monkeypatch.setenv(KEY_ENV, KEY)
-    mp.spawn(_rank_main, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_rank_main, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
     merged = sorted(p.name for p in (tmp_path / "merged").iterdir())
     assert "dssl_manifest.rank0.json" in merged and "dssl_manifest.rank1.json" in merged

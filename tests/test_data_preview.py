@@ -10,13 +10,6 @@ from distributed_ssl.cli import main
 from distributed_ssl.preview.inspect import PREVIEW_COUNTS, write_preview
 from distributed_ssl.preview.preview_audio import clip_log_mel
 from distributed_ssl.preview.preview_lidar import cloud_points
-from tests.small_sample_sets import write_small_sample_sets
-
-
-@pytest.fixture(scope="module")
-def sample_sets(tmp_path_factory) -> dict[str, str]:
-    return write_small_sample_sets(tmp_path_factory.mktemp("samples"))
-
 
 # fraction of strongly coloured pixels: none for grey digits, most of a spectrogram page, the points of a scatter
 MIN_COLOURFUL = {"image": 0.0, "audio": 0.15, "lidar": 0.02}

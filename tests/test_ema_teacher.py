@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 
 import numpy as np
@@ -16,6 +15,7 @@ from distributed_ssl.engine.zero_gather import install_gather
 from distributed_ssl.methods.base import Method
 from distributed_ssl.methods.ema_teacher import EMATeacher, ema_teachers
 from distributed_ssl.util.schedules import momentum_schedule
+from tests.conftest import free_port
 
 STEPS, MOMENTUM = 4, 0.8
 
@@ -118,16 +118,10 @@ def _rank_main(rank: int, world: int, port: int, out_dir: str) -> None:
     torch.distributed.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ema_teacher_under_zero3_equals_zero0_and_survives_checkpoint():
     with tempfile.TemporaryDirectory() as out:
-        mp.spawn(_rank_main, args=(2, _free_port(), out), nprocs=2, join=True)
+        mp.spawn(_rank_main, args=(2, free_port(), out), nprocs=2, join=True)
         ranks = [torch.load(os.path.join(out, f"rank{r}.pt"), weights_only=True) for r in range(2)]
     start = _TinyMethod().teacher.module.state_dict()
     for results in ranks:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 
 import pytest
 import torch
@@ -28,6 +27,7 @@ from distributed_ssl.engine.trainer import Trainer
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
 from distributed_ssl.methods.registry import build_encoder_for, view_spec_for
 from distributed_ssl.modalities.registry import get_modality
+from tests.conftest import free_port
 
 BATCH = 4
 METHOD_OVERRIDES = {
@@ -39,25 +39,7 @@ METHOD_OVERRIDES = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def gloo_group():
-    """A one-rank gloo group, as Ray Train's TorchTrainer sets up in each worker."""
-    port = _free_port()
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
-                      LOCAL_WORLD_SIZE="1")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
-    yield
-    torch.distributed.destroy_process_group()
-    torch.set_num_threads(threads)
-
+pytestmark = pytest.mark.usefixtures("gloo_group")
 
 # Small heads, set only on the methods that have them (a key of another method is refused).
 HEAD_KEYS = {"simclr": ["method.proj_hidden_dim=32", "method.proj_dim=16"],
@@ -281,7 +263,7 @@ def test_two_ranks_embed_their_shares_and_rank0_alone_probes(tmp_path):
 
     from distributed_ssl.evaluation.probe_suite import probe_encoder
 
-    mp.spawn(_probe_rank, args=(_free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_probe_rank, args=(free_port(), str(tmp_path)), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in range(2)]
     assert [r["probed"] for r in ranks] == [1, 0]
     assert ranks[0]["result"] == ranks[1]["result"]
