@@ -35,44 +35,18 @@ def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
 
 
 def cmd_data_sample(ns: argparse.Namespace) -> int:
-    shard_size = ns.shard_size or (128 if ns.modality == "lidar" else 512)  # lidar records are ~100 kB each
-    if ns.modality == "audio":
-        from distributed_ssl.data.sample_audio import write_spoken_words
+    from distributed_ssl.data.shard_sources import SampleOptions, options_from, shard_sources
 
-        manifests = write_spoken_words(ns.out, per_word=ns.per_class, sample_rate=ns.sample_rate,
-                                       val_fraction=ns.val_fraction, shard_size=shard_size)
-    elif ns.modality == "lidar":
-        from distributed_ssl.data.lidar_raycast import SpinningLidar
-        from distributed_ssl.data.sample_lidar import write_lidar_scenes
-
-        lidar = SpinningLidar(beams=ns.beams, range_noise=ns.range_noise)
-        manifests = write_lidar_scenes(ns.out, per_class=ns.per_class, lidar=lidar, val_fraction=ns.val_fraction,
-                                       shard_size=shard_size)
-    else:
-        from distributed_ssl.data.sample_image import write_digits
-
-        manifests = write_digits(ns.out, size=ns.size, val_fraction=ns.val_fraction, shard_size=shard_size)
+    manifests = shard_sources()[ns.modality].write_sample(ns.out, options_from(SampleOptions, ns))
     for split, m in manifests.items():
         print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, {len(m.classes)} classes")
     return 0
 
 
 def cmd_data_convert(ns: argparse.Namespace) -> int:
-    if ns.modality == "audio":
-        from distributed_ssl.data.convert_audio import convert_audio_folder
+    from distributed_ssl.data.shard_sources import ConvertOptions, options_from, shard_sources
 
-        report = convert_audio_folder(ns.src, ns.out, ns.sample_rate, ns.shard_size or 1024, ns.val_fraction,
-                                      ns.on_bad, max_file_mb=ns.max_file_mb)
-    elif ns.modality == "lidar":
-        from distributed_ssl.data.convert_lidar import convert_lidar_folder
-
-        report = convert_lidar_folder(ns.src, ns.out, ns.tile_size, ns.min_points, ns.shard_size or 128,
-                                      ns.val_fraction, ns.on_bad, max_file_mb=ns.max_file_mb)
-    else:
-        from distributed_ssl.data.convert_image import convert_image_folder
-
-        report = convert_image_folder(ns.src, ns.out, ns.shard_size or 1024, ns.val_fraction, ns.on_bad,
-                                      max_file_mb=ns.max_file_mb)
+    report = shard_sources()[ns.modality].convert(ns.src, ns.out, options_from(ConvertOptions, ns))
     for split, m in report.manifests.items():
         print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, classes: {m.classes or 'none'}")
     for skipped in report.skipped:
@@ -261,12 +235,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     """dssl data sample | convert | inspect | embed | prune."""
+    from distributed_ssl.data.shard_sources import shard_sources
+
     data = sub.add_parser("data", help="make, convert and inspect shard folders")
     dsub = data.add_subparsers(dest="data_command", required=True)
     s = dsub.add_parser("sample", help="write a built-in labeled sample set as train/ and val/ shards")
-    s.add_argument("modality", choices=["image", "audio", "lidar"],
-                   help="image: sklearn digits; audio: words spoken by espeak-ng (needs the espeak-ng package); "
-                   "lidar: simulated spinning-LiDAR sweeps of procedural scenes")
+    sources = shard_sources()
+    s.add_argument("modality", choices=list(sources),
+                   help="; ".join(f"{name}: {source.sample}" for name, source in sources.items()))
     s.add_argument("out", help="output folder or URI")
     s.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     s.add_argument("--per-class", type=int, default=60, help="audio/lidar: records per word or scene type")
@@ -277,8 +253,8 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--shard-size", type=int, default=None, help="records per Parquet shard (512; lidar 128)")
     s.set_defaults(fn=cmd_data_sample)
     c = dsub.add_parser("convert", help="convert a folder of files into shards (class sub-folders → labels)")
-    c.add_argument("modality", choices=["image", "audio", "lidar"],
-                   help="image: jpg/png; audio: wav/flac/ogg; lidar: KITTI .bin, .npy, .pcd, .las/.laz")
+    c.add_argument("modality", choices=list(sources),
+                   help="; ".join(f"{name}: {source.files}" for name, source in sources.items()))
     c.add_argument("src", help="source folder")
     c.add_argument("out", help="output folder or URI; train/ and val/ are written below it")
     c.add_argument("--shard-size", type=int, default=None, help="records per Parquet shard (1024; lidar 128)")

@@ -9,6 +9,13 @@ from tqdm import tqdm
 from distributed_ssl.data.audio_io import AudioDecodeError, encode_flac, read_audio_file
 from distributed_ssl.data.convert_report import ConvertReport, FileSkipped, SkippedFile, skip_or_fail
 from distributed_ssl.data.labeled_files import DEFAULT_MAX_FILE_MB, check_file_size, find_labeled_files
+from distributed_ssl.data.manifest import Manifest
+from distributed_ssl.data.shard_sources import (
+    ConvertOptions,
+    SampleOptions,
+    ShardSource,
+    register_shard_source,
+)
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.splits import assign_splits
 
@@ -44,3 +51,20 @@ def convert_audio_folder(src: str | Path, out_uri: str, sample_rate: int = 16000
              "sample_rate": sample_rate, "duration": len(samples) / sample_rate, "label": found.labels[i],
              "source": str(path)})
     return ConvertReport({s: w.close() for s, w in writers.items()}, skipped)
+
+
+def _convert(src: str, out: str, o: ConvertOptions) -> ConvertReport:
+    return convert_audio_folder(src, out, o.sample_rate, o.shard_size or 1024, o.val_fraction, o.on_bad,
+                                max_file_mb=o.max_file_mb)
+
+
+def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
+    from distributed_ssl.data.sample_audio import write_spoken_words
+
+    return write_spoken_words(out, per_word=o.per_class, sample_rate=o.sample_rate, val_fraction=o.val_fraction,
+                              shard_size=o.shard_size or 512)
+
+
+register_shard_source(ShardSource("audio", files="wav/flac/ogg",
+                                  sample="words spoken by espeak-ng (needs the espeak-ng package)",
+                                  convert=_convert, write_sample=_write_sample))

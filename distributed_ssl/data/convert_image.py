@@ -9,6 +9,13 @@ from tqdm import tqdm
 from distributed_ssl.data.convert_report import ConvertReport, FileSkipped, SkippedFile, skip_or_fail
 from distributed_ssl.data.image_io import ImageDecodeError, ImageTooLargeError, decode_image
 from distributed_ssl.data.labeled_files import DEFAULT_MAX_FILE_MB, check_file_size, find_labeled_files
+from distributed_ssl.data.manifest import Manifest
+from distributed_ssl.data.shard_sources import (
+    ConvertOptions,
+    SampleOptions,
+    ShardSource,
+    register_shard_source,
+)
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.splits import assign_splits
 
@@ -47,3 +54,17 @@ def convert_image_folder(src: str | Path, out_uri: str, shard_size: int = 1024, 
             {"id": rel, "image": data, "format": IMAGE_SUFFIXES[path.suffix.lower()], "label": found.labels[i],
              "source": str(path)})
     return ConvertReport({s: w.close() for s, w in writers.items()}, skipped)
+
+
+def _convert(src: str, out: str, o: ConvertOptions) -> ConvertReport:
+    return convert_image_folder(src, out, o.shard_size or 1024, o.val_fraction, o.on_bad, max_file_mb=o.max_file_mb)
+
+
+def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
+    from distributed_ssl.data.sample_image import write_digits
+
+    return write_digits(out, size=o.size, val_fraction=o.val_fraction, shard_size=o.shard_size or 512)
+
+
+register_shard_source(ShardSource("image", files="jpg/png", sample="sklearn digits", convert=_convert,
+                                  write_sample=_write_sample))

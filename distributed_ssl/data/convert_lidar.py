@@ -9,12 +9,19 @@ from tqdm import tqdm
 
 from distributed_ssl.data.convert_report import ConvertReport, FileSkipped, SkippedFile, skip_or_fail
 from distributed_ssl.data.labeled_files import DEFAULT_MAX_FILE_MB, check_file_size, find_labeled_files
+from distributed_ssl.data.manifest import Manifest
 from distributed_ssl.data.point_io import (
     AERIAL_SUFFIXES,
     POINT_SUFFIXES,
     PointCloud,
     PointCloudError,
     read_point_cloud,
+)
+from distributed_ssl.data.shard_sources import (
+    ConvertOptions,
+    SampleOptions,
+    ShardSource,
+    register_shard_source,
 )
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.splits import assign_splits
@@ -109,3 +116,22 @@ def convert_lidar_folder(src: str | Path, out_uri: str, tile_size: float = 50.0,
         for rid, part in parts:
             writers["val" if is_val[i] else "train"].add(lidar_record(rid, part, found.labels[i], str(path)))
     return ConvertReport({s: w.close() for s, w in writers.items()}, skipped)
+
+
+def _convert(src: str, out: str, o: ConvertOptions) -> ConvertReport:
+    return convert_lidar_folder(src, out, o.tile_size, o.min_points, o.shard_size or 128, o.val_fraction, o.on_bad,
+                                max_file_mb=o.max_file_mb)
+
+
+def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
+    from distributed_ssl.data.lidar_raycast import SpinningLidar
+    from distributed_ssl.data.sample_lidar import write_lidar_scenes
+
+    lidar = SpinningLidar(beams=o.beams, range_noise=o.range_noise)  # records are ~100 kB each: smaller shards
+    return write_lidar_scenes(out, per_class=o.per_class, lidar=lidar, val_fraction=o.val_fraction,
+                              shard_size=o.shard_size or 128)
+
+
+register_shard_source(ShardSource("lidar", files="KITTI .bin, .npy, .pcd, .las/.laz",
+                                  sample="simulated spinning-LiDAR sweeps of procedural scenes", convert=_convert,
+                                  write_sample=_write_sample))
