@@ -57,15 +57,21 @@ def _run(recipe: str, data: Path, run_dir: Path, **extra) -> dict:
 
 @pytest.mark.slow
 def test_audio_simclr_trains_on_spoken_words(ray_cluster, words, tmp_path):
-    summary = _run("audio_simclr.yaml", words, tmp_path / "audio", **{"model.encoder": "vit_debug"})
+    # also the run of ZeRO-1, bf16-mixed precision and gradient accumulation through Ray Train
+    summary = _run("audio_simclr.yaml", words, tmp_path / "audio",
+                   **{"model.encoder": "vit_debug", "deepspeed.zero_stage": 1, "deepspeed.precision": "bf16-mixed",
+                      "train.grad_accum": 2})
     assert summary["modality"] == "audio" and summary["method"] == "simclr"
+    assert summary["zero_stage"] == 1 and summary["precision"] == "bf16-mixed"
 
 
 @pytest.mark.slow
 def test_lidar_mae_trains_on_simulated_sweeps(ray_cluster, scenes, tmp_path):
+    # also the run of ZeRO-2 with the optimizer offloaded to the CPU through Ray Train
     summary = _run("lidar_mae.yaml", scenes, tmp_path / "lidar",
                    **{"model.encoder": "point_debug", "modality.num_points": 512, "modality.num_groups": 16,
-                      "optim.warmup_fraction": 0.0, "optim.lr": 3e-3})
+                      "optim.warmup_fraction": 0.0, "optim.lr": 3e-3, "deepspeed.zero_stage": 2,
+                      "deepspeed.offload_optimizer": True})
     assert summary["modality"] == "lidar" and summary["method"] == "mae"
 
 

@@ -82,7 +82,9 @@ class OptimConfig(_Section):
 
 class DeepSpeedConfig(_Section):
     zero_stage: Literal[0, 1, 2, 3] = 2
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "bf16-mixed"] = Field(
+        "fp32", description="fp32; bf16: whole-model cast (DeepSpeed bf16); bf16-mixed: fp32 weights, bf16 autocast "
+        "forward (engine/precision.py)")
     offload_optimizer: bool = False
     offload_params: bool = False
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.engine.precision import precision_for
 
 
 def build_deepspeed_config(cfg: SSLConfig, world_size: int) -> dict[str, Any]:
@@ -22,7 +23,7 @@ def build_deepspeed_config(cfg: SSLConfig, world_size: int) -> dict[str, Any]:
         "gradient_accumulation_steps": cfg.train.grad_accum,
         "train_batch_size": cfg.train.batch_size * cfg.train.grad_accum * world_size,
         "zero_optimization": zero,
-        "bf16": {"enabled": ds.precision == "bf16"},
+        "bf16": {"enabled": precision_for(ds.precision).deepspeed_bf16},
         "steps_per_print": 10**9,  # our own logging reports progress
         "wall_clock_breakdown": False,
         # The optimizer is our torch AdamW; allow it beside ZeRO-Offload too.

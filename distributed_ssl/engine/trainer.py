@@ -27,6 +27,7 @@ from distributed_ssl.engine.deepspeed_ops import skip_inference_only_ops
 from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
+from distributed_ssl.engine.precision import precision_for
 from distributed_ssl.engine.probe_logging import collapse_warning, log_final, log_probe
 from distributed_ssl.engine.progress import EvalProgress, NoteProgress, ProgressSender, StepProgress
 from distributed_ssl.engine.reporter import Batch, Reporter
@@ -78,7 +79,8 @@ class Trainer:
         self.tracking_uri = tracking_uri
         self.rank, self.world = reporter.rank, reporter.world_size
         self.device = reporter.device(cfg.scaling.use_gpu)
-        self.dtype = torch.bfloat16 if cfg.deepspeed.precision == "bf16" else torch.float32
+        self.precision = precision_for(cfg.deepspeed.precision)
+        self.dtype = self.precision.dtype
         self.logger = (RunLogger(tracking_uri, mlflow_run_id, buffer_dir=run_dir, **logger_retry_kwargs(cfg))
                        if self.rank == 0 and tracking_uri and mlflow_run_id else None)
         self.state = TrainState()
@@ -205,7 +207,8 @@ class Trainer:
         t0 = time.perf_counter()
         batch = {k: (v.to(self.device, self.dtype) if v.is_floating_point() else v.to(self.device))
                  for k, v in batch.items() if k != "label"}
-        out = self.engine(batch)
+        with self.precision.forward_context(self.device):
+            out = self.engine(batch)
         self.engine.backward(out["loss"])
         self.engine.step()
         self.train_time += time.perf_counter() - t0
@@ -300,7 +303,8 @@ class Trainer:
             return None
         self.engine.eval()
         try:
-            return probe_encoder(self.engine.module.embed, self.eval_splits, self.cfg.eval, self.device, self.dtype)
+            embed = self.precision.wrap(self.engine.module.embed, self.device)  # the probes themselves stay fp32
+            return probe_encoder(embed, self.eval_splits, self.cfg.eval, self.device, self.dtype)
         finally:
             self.engine.train()
 
