@@ -210,3 +210,17 @@ def test_sample_set_speaks_labeled_words(tmp_path):
         assert rate == 16000 and 0.2 < len(samples) / rate < 2.0
         assert np.abs(samples).max() > 0.1  # speech, not silence
         assert row["source"].startswith("espeak-ng -v ")
+
+
+def test_sample_set_validation_voices_speak_no_training_clip(tmp_path):
+    from distributed_ssl.data.sample_audio import write_spoken_words
+
+    write_spoken_words(str(tmp_path / "words"), per_word=8, words=["yes", "no", "up"], val_fraction=0.25)
+
+    def voices(split: str) -> set[str]:
+        rows = [r for p in shard_paths(str(tmp_path / f"words/{split}")) for r in pq.read_table(p).to_pylist()]
+        assert {r["label"] for r in rows} == {0, 1, 2}  # every word on both sides
+        return {r["source"].split()[2] for r in rows}  # "espeak-ng -v VOICE ..."
+
+    train, val = voices("train"), voices("val")
+    assert train and val and not train & val

@@ -19,7 +19,10 @@ from distributed_ssl.data.splits import assign_splits
 
 def write_lidar_scenes(out_uri: str, per_class: int = 60, lidar: SpinningLidar | None = None,
                        val_fraction: float = 0.2, shard_size: int = 256, seed: int = 0) -> dict[str, Manifest]:
-    """Write `out_uri/train` and `out_uri/val`: `per_class` sweeps of each scene type."""
+    """Write `out_uri/train` and `out_uri/val`: `per_class` sweeps of each scene type.
+
+    Every record is a sweep of its own scene (its own random layout), so no scene is on both sides of the split.
+    """
     lidar = lidar or SpinningLidar()
     classes = list(SCENE_TYPES)
     labels = [c for c in range(len(classes)) for _ in range(per_class)]
