@@ -54,3 +54,19 @@ def test_console_shows_our_records_and_only_errors_of_other_libraries(verbose, m
     assert keep(record("ray.data", logging.ERROR))
     assert keep(record("ray.train", logging.INFO)) is verbose
     assert keep(record("py.warnings", logging.WARNING)) is verbose  # torch's FutureWarnings: the log file only
+
+
+@pytest.mark.parametrize("verbose", [False, True])
+def test_raylet_notices_go_to_the_log_file_unless_verbose(verbose, monkeypatch, capsys, caplog):
+    import ray._private.worker as ray_worker
+
+    monkeypatch.setattr(ray_worker, "print_to_stdstream", ray_worker.print_to_stdstream)  # undone after the test
+    monkeypatch.setattr(console_module, "_configured", True)
+    monkeypatch.setattr(console_module, "_verbose", verbose)
+    console_module.route_library_logs()
+    notice = "WARNING: 7 PYTHON worker processes have been started on node: abc"
+    with caplog.at_level(logging.WARNING, logger="ray.raylet"):
+        ray_worker.print_to_stdstream({"lines": [notice], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+    printed = capsys.readouterr().out
+    assert (notice in printed) is verbose
+    assert any(r.name == "ray.raylet" and notice in r.getMessage() for r in caplog.records) is not verbose

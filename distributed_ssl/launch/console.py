@@ -96,6 +96,27 @@ def route_library_logs() -> None:
         for h in list(lib.handlers):
             if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler):
                 lib.removeHandler(h)
+    _route_raylet_messages()
+
+
+def _route_raylet_messages() -> None:
+    """The raylet's notices (e.g. "N PYTHON worker processes have been started") reach the driver outside logging:
+    Ray's error listener prints them straight to stdout. Send them to the `ray.raylet` logger instead, i.e. to the
+    log file, and to the console only when they are errors of ours to see (ConsoleFilter)."""
+    worker = sys.modules.get("ray._private.worker")
+    if worker is None or getattr(worker.print_to_stdstream, "routed_to_log", False):
+        return
+    printed = worker.print_to_stdstream
+
+    def print_or_log(data: dict, ignore_prefix: bool) -> None:
+        if data.get("pid") != "raylet" or _verbose:
+            printed(data, ignore_prefix=ignore_prefix)
+            return
+        for line in data.get("lines", []):
+            logging.getLogger("ray.raylet").warning("%s", line)
+
+    print_or_log.routed_to_log = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = print_or_log
 
 
 def _fmt(value: float | None, pattern: str = "{:.3f}") -> str:
@@ -123,7 +144,7 @@ class RunConsole:
         self.interval_s, self.poll_s = interval_s, poll_s
         self.board: Any = None
         self._bar: Any = None
-        self._last_line = 0.0
+        self._last_line = float("-inf")  # the first step is always shown
         self._last_step: StepProgress | None = None
         self._printed_step = -1
         self._stop = threading.Event()
