@@ -19,6 +19,15 @@ from pathlib import Path
 import ray
 
 ROOT = Path(__file__).resolve().parents[1]
+RESULT = "autoscale-probe-result: "  # Ray's own notices (e.g. the raylet's) may reach stdout too, after it
+
+
+def read_result(stdout: str) -> dict:
+    """The probe's JSON record among whatever else the process printed."""
+    lines = [line for line in stdout.splitlines() if line.startswith(RESULT)]
+    if not lines:
+        raise AssertionError(f"no result line in the probe's output:\n{stdout[-3000:]}")
+    return json.loads(lines[-1][len(RESULT):])
 
 
 def alive_nodes() -> list[dict]:
@@ -49,7 +58,7 @@ def run_small_sweep(address: str, sweep_dir: Path, digits: Path) -> None:
                  "tracking.uri": os.environ["DSSL_TEST_TRACKING_URI"]}
     cfg = load_config(ROOT / "jobs" / "configs" / "sweep_image_simclr.yaml", overrides)
     report = run_sweep(cfg)
-    print(json.dumps({"trials": report["trials"]}))
+    print(RESULT + json.dumps({"trials": report["trials"]}))
 
 
 def actors_off(head_id: str) -> list[str]:
@@ -96,8 +105,7 @@ def main(address: str, tasks: int, down_timeout_s: float, sweep_dir: str | None 
                               capture_output=True, text=True, timeout=400)
         if proc.returncode != 0:
             raise RuntimeError(f"the sweep failed:\n{proc.stderr[-4000:]}")
-        # the last JSON line: Ray and the sweep may print after it
-        sweep = json.loads([line for line in proc.stdout.splitlines() if line.startswith("{")][-1])
+        sweep = read_result(proc.stdout)
         mark("sweep_done")
         sweep["scaled_down"] = wait_for_head_alone(down_timeout_s)
         if not sweep["scaled_down"]:
@@ -106,7 +114,7 @@ def main(address: str, tasks: int, down_timeout_s: float, sweep_dir: str | None 
     stop.set()
     watcher.join()
     timeline.append((round(time.monotonic() - t0, 1), len(alive_nodes())))
-    print(json.dumps({"head": head_id, "ran_on": ran_on, "marks": marks, "tasks_scaled_down": tasks_scaled_down,
+    print(RESULT + json.dumps({"head": head_id, "ran_on": ran_on, "marks": marks, "tasks_scaled_down": tasks_scaled_down,
                       "timeline": timeline, "sweep": sweep}))
 
 

@@ -112,19 +112,30 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def gloo_group():
-    """A one-rank gloo group, as Ray Train's TorchTrainer sets up in each worker (for Trainer tests without Ray)."""
+@pytest.fixture(scope="session")
+def _one_rank_process_group():
+    """One gloo group of one rank for the whole session, as a worker has one for its life: DeepSpeed keeps the
+    first group it is handed, so a group destroyed and made again between test modules would leave it a dead one."""
     import torch
 
     port = free_port()
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK="0", WORLD_SIZE="1", LOCAL_RANK="0",
-                      LOCAL_WORLD_SIZE="1")
+    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    yield port
+    torch.distributed.destroy_process_group()
+
+
+@pytest.fixture
+def gloo_group(_one_rank_process_group, monkeypatch):
+    """This process as Ray Train sets up each worker (a gloo group, its env, one thread), for Trainer tests without
+    Ray; the env is this test's only, so a Ray cluster started later does not inherit it."""
+    import torch
+
+    for key, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_one_rank_process_group), "RANK": "0",
+                       "WORLD_SIZE": "1", "LOCAL_RANK": "0", "LOCAL_WORLD_SIZE": "1"}.items():
+        monkeypatch.setenv(key, value)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     yield
-    torch.distributed.destroy_process_group()
     torch.set_num_threads(threads)
 
 

@@ -4,7 +4,6 @@ cluster exactly as on a laptop) and removes them once they idle."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -14,6 +13,7 @@ import pytest
 import yaml
 from ray.autoscaler._private.util import validate_config
 
+from tests.autoscale_probe import read_result
 from tests.local_ray_head import start_head, stop_head
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +49,7 @@ def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, 
                                str(tmp_path / "sweep"), str(digits)],
                               cwd=ROOT, capture_output=True, text=True, timeout=560, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:] + head.log_tail()
-        result = json.loads(proc.stdout.strip().splitlines()[-1])
+        result = read_result(proc.stdout)
     finally:
         stop_head(head)
     timeline, marks = result["timeline"], result["marks"]
