@@ -60,7 +60,8 @@ def test_audio_simclr_trains_on_spoken_words(ray_cluster, words, tmp_path):
     # also the run of ZeRO-1, bf16-mixed precision and gradient accumulation through Ray Train
     summary = _run("audio_simclr.yaml", words, tmp_path / "audio",
                    **{"model.encoder": "vit_debug", "deepspeed.zero_stage": 1, "deepspeed.precision": "bf16-mixed",
-                      "train.grad_accum": 2})
+                      "train.grad_accum": 2, "train.epochs": 12,  # 1 optimizer step an epoch
+                      "train.eval_every_epochs": 6})
     assert summary["modality"] == "audio" and summary["method"] == "simclr"
     assert summary["zero_stage"] == 1 and summary["precision"] == "bf16-mixed"
 
