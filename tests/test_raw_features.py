@@ -42,11 +42,11 @@ def image_splits(digits) -> dict[str, LabeledSplit]:
 
 @pytest.fixture(scope="module")
 def audio_splits(tmp_path_factory) -> dict[str, LabeledSplit]:
-    """20 espeak-ng utterances (10 words × 2 voices), as the probe loads them."""
+    """60 espeak-ng utterances (10 words × 6 voices; validation voices speak no training clip), as the probe loads them."""
     from distributed_ssl.data.sample_audio import write_spoken_words
 
     out = tmp_path_factory.mktemp("raw_audio") / "words"
-    write_spoken_words(str(out), per_word=2, val_fraction=0.5, shard_size=64)
+    write_spoken_words(str(out), per_word=6, val_fraction=1 / 3, shard_size=64)
     return load_labeled(str(out), _cfg("audio", out))
 
 
@@ -161,7 +161,7 @@ def test_other_modalities_raw_knn_beats_chance(audio_splits, lidar_splits, tmp_p
     for modality, splits in (("audio", audio_splits), ("lidar", lidar_splits)):
         acc = raw_feature_knn(modality, splits, _cfg(modality, tmp_path).eval)
         chance = 1.0 / next(iter(splits.values())).num_classes
-        assert acc > 2 * chance, (modality, acc)  # measured: audio 0.66 (8 words), LiDAR 0.92 (4 scenes)
+        assert acc > 2 * chance, (modality, acc)  # measured: audio 0.70 (10 words, unseen voices), LiDAR 0.92
 
 
 def test_dssl_eval_reports_raw_features_knn(digits, tmp_path, capsys, one_thread):
