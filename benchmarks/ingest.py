@@ -20,6 +20,7 @@ from distributed_ssl.config import load_config
 from distributed_ssl.data.manifest import shard_paths
 from distributed_ssl.methods.registry import view_spec_for
 from distributed_ssl.modalities.preprocess import make_views_batch
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.train_dataset import build_train_dataset
 from distributed_ssl.util import storage
 
@@ -45,10 +46,10 @@ class RecordBatches(Dataset):
 
 
 def bench_dataloader(uri: str, cfg, epochs: int, batch_size: int) -> float:
-    spec = view_spec_for(cfg)
+    modality, spec = build_modality(cfg), view_spec_for(cfg)
     ds = RecordBatches(uri, batch_size)
     loader = DataLoader(ds, batch_size=None, shuffle=True, num_workers=2, persistent_workers=True,
-                        collate_fn=lambda b: make_views_batch(b, cfg, spec))
+                        collate_fn=lambda b: make_views_batch(b, modality, spec))
     next(iter(loader))  # start the workers outside the timing
     n, t0 = 0, time.perf_counter()
     for _ in range(epochs):

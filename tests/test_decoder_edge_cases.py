@@ -20,7 +20,7 @@ from distributed_ssl.data.schemas import VERSION_KEY
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.train_records import open_train_manifest
 from distributed_ssl.modalities.image import RecordDecodeError
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 
 LIDAR = ["modality.name=lidar", "model.encoder=point_debug", "modality.num_points=64", "modality.num_groups=8",
          "modality.group_size=8"]
@@ -54,12 +54,12 @@ def test_bad_point_records_raise_record_decode_error(case):
     make, count, reason = BAD_POINT_RECORDS[case]
     with pytest.raises(RecordDecodeError, match=f"scan-5.*{reason}"):
         cfg = load_config(None, LIDAR + ["modality.coord_scale=0.1"])  # centred ±3e38 / 0.1 exceeds float32
-        get_modality("lidar").decode(_lidar_record(make().tobytes(), count), cfg)
+        build_modality(cfg).decode(_lidar_record(make().tobytes(), count))
 
 
 def test_non_bytes_point_record_raises_record_decode_error():
     with pytest.raises(RecordDecodeError, match="scan-5.*not float32 bytes"):
-        get_modality("lidar").decode(_lidar_record([1.0, 2.0], 1), load_config(None, LIDAR))
+        build_modality(load_config(None, LIDAR)).decode(_lidar_record([1.0, 2.0], 1))
 
 
 @pytest.mark.reliability(failure="point cloud files with NaN/inf rows, only NaN rows, wrong .npy shapes or dtypes",
@@ -104,7 +104,7 @@ def test_non_finite_audio_and_nonsense_rates_are_refused():
                                                                         dtype=object),
              "format": np.array(["f32le"], dtype=object), "sample_rate": np.array([0])}
     with pytest.raises(RecordDecodeError, match="clip-1.*sample rate 0"):
-        get_modality("audio").decode(batch, load_config(None, ["modality.name=audio"]))
+        build_modality(load_config(None, ["modality.name=audio"])).decode(batch)
 
 
 def _image_folder(root) -> str:

@@ -37,7 +37,7 @@ from distributed_ssl.data.schemas import (
 )
 from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.modalities.image import RecordDecodeError
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -116,14 +116,14 @@ def _npy() -> bytes:
                          response="RecordDecodeError naming the record; the ledger skips it")
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
 def test_image_decode_raises_only_record_decode_error(fmt):
-    cfg, modality, original = load_config(None), get_modality("image"), _image(fmt)
+    modality, original = build_modality(load_config(None)), _image(fmt)
 
     @FUZZ
     @given(mutations(original))
     def check(data: bytes) -> None:
         batch = {"id": np.array(["img-7"], dtype=object), "image": np.array([data], dtype=object)}
         try:
-            out = modality.decode(batch, cfg)
+            out = modality.decode(batch)
         except RecordDecodeError as exc:
             assert "img-7" in str(exc)
             return
@@ -138,7 +138,7 @@ def test_image_decode_raises_only_record_decode_error(fmt):
                                   "audio modality")
 @pytest.mark.parametrize("fmt,subtype", [("WAV", "PCM_16"), ("WAV", "FLOAT"), ("FLAC", "PCM_16")])
 def test_audio_decode_raises_only_the_defined_errors(fmt, subtype):
-    cfg, modality, original = load_config(None, AUDIO), get_modality("audio"), _audio(fmt, subtype)
+    modality, original = build_modality(load_config(None, AUDIO)), _audio(fmt, subtype)
 
     @FUZZ
     @given(mutations(original))
@@ -151,7 +151,7 @@ def test_audio_decode_raises_only_the_defined_errors(fmt, subtype):
         batch = {"id": np.array(["clip-3"], dtype=object), "audio": np.array([data], dtype=object),
                  "format": np.array([fmt.lower()], dtype=object), "sample_rate": np.array([8000])}
         try:
-            out = modality.decode(batch, cfg)
+            out = modality.decode(batch)
         except RecordDecodeError as exc:
             assert "clip-3" in str(exc)
             return
@@ -190,7 +190,7 @@ def test_point_readers_raise_only_point_cloud_error(kind, tmp_path_factory):
 @pytest.mark.reliability(failure="corrupt point records in a shard (mutated float bytes, wrong num_points)",
                          response="RecordDecodeError naming the record; no NaN/inf reaches a batch")
 def test_lidar_decode_raises_only_record_decode_error():
-    cfg, modality, original = load_config(None, LIDAR), get_modality("lidar"), _cloud(30).tobytes()
+    modality, original = build_modality(load_config(None, LIDAR)), _cloud(30).tobytes()
 
     @FUZZ
     @given(mutations(original), st.one_of(st.just(30), st.integers(-2, 2**31 - 1)))
@@ -198,7 +198,7 @@ def test_lidar_decode_raises_only_record_decode_error():
         batch = {"id": np.array(["scan-9"], dtype=object), "points": np.array([data], dtype=object),
                  "num_points": np.array([count], dtype=np.int64)}
         try:
-            out = modality.decode(batch, cfg)
+            out = modality.decode(batch)
         except RecordDecodeError as exc:
             assert "scan-9" in str(exc)
             return

@@ -34,7 +34,7 @@ from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.train_records import open_train_manifest
 from distributed_ssl.evaluation.labeled_set import load_labeled_split
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.preview.inspect import write_preview
 
 
@@ -274,7 +274,7 @@ def test_symlinks_out_of_the_source_folder_are_skipped(tmp_path):
 def _decode_one(data: bytes, channels: int = 1) -> np.ndarray:
     cfg = load_config(None, [f"modality.channels={channels}", "modality.image_size=8"])
     batch = {"id": np.array(["img-0"], dtype=object), "image": np.array([data], dtype=object)}
-    return get_modality("image").decode(batch, cfg)[0].numpy()
+    return build_modality(cfg).decode(batch)[0].numpy()
 
 
 def _tiff(img: Image.Image) -> bytes:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from distributed_ssl.config import load_config
 from distributed_ssl.methods.jepa import JEPA, target_features
 from distributed_ssl.methods.registry import build_method, view_spec_for
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 
 CASES = {
     "image": (["model.encoder=vit_debug"], lambda g: torch.rand(6, 3, 32, 32, generator=g)),
@@ -27,7 +27,7 @@ def _setup(modality: str, *extra: str):
     cfg = load_config(None, [f"modality.name={modality}", "method.name=jepa", "method.predictor_dim=32",
                              "method.predictor_depth=1", *overrides, *extra])
     g = torch.Generator().manual_seed(0)
-    views = get_modality(modality).make_views(make_raw(g), view_spec_for(cfg), cfg, g)
+    views = build_modality(cfg).make_views(make_raw(g), view_spec_for(cfg), g)
     torch.manual_seed(0)
     return cfg, build_method(cfg), {k: torch.from_numpy(v) for k, v in views.items()}
 
@@ -88,9 +88,9 @@ def test_a_training_batch_mixing_data_side_batches_is_equalised():
     """The local shuffle buffer mixes rows of data-side batches whose block sizes differ; JEPA still trains."""
     cfg, method, first = _setup("image")
     g = torch.Generator().manual_seed(7)
-    other = get_modality("image").make_views(torch.rand(6, 3, 32, 32, generator=g), view_spec_for(cfg),
-                                             cfg.model_copy(update={"mask": cfg.mask.model_copy(update={
-                                                 "target_scale_min": 0.25, "target_scale_max": 0.3})}), g)
+    wider = cfg.model_copy(update={"mask": cfg.mask.model_copy(update={"target_scale_min": 0.25,
+                                                                        "target_scale_max": 0.3})})
+    other = build_modality(wider).make_views(torch.rand(6, 3, 32, 32, generator=g), view_spec_for(cfg), g)
     mixed = {k: torch.cat([first[k][:3], torch.from_numpy(other[k])[:3]]) for k in first}
     assert mixed["target_masks"].sum(-1).unique().numel() > 1  # really two block sizes
     out = method(mixed)

@@ -19,7 +19,7 @@ from distributed_ssl.methods.registry import build_method
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.point_augment import random_crop, random_dropout, rotate_z, strong_points
 from distributed_ssl.modalities.point_tokenizer import farthest_point_sample, knn_indices, tokenize
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 LIDAR = ["modality.name=lidar", "model.encoder=point_debug", "modality.num_points=256", "modality.num_groups=16",
@@ -209,24 +209,24 @@ def _records(n=3, counts=(100, 400, 1000)):
 @pytest.mark.parametrize("augment,mask", [("strong", False), ("light", True), ("none", False)])
 def test_lidar_views_match_the_encoder(augment, mask):
     cfg = load_config(None, LIDAR + (["method.name=mae"] if mask else []))  # a masking method has mask keys
-    modality = get_modality("lidar")
-    raw = modality.decode(_records(), cfg)
-    assert raw.shape == (3, 256, 4) and torch.equal(raw, modality.decode(_records(), cfg))  # deterministic
+    modality = build_modality(cfg)
+    raw = modality.decode(_records())
+    assert raw.shape == (3, 256, 4) and torch.equal(raw, modality.decode(_records()))  # deterministic
     assert torch.allclose(raw[..., :3].mean(1), torch.zeros(3, 3), atol=1e-5)
-    views = modality.make_views(raw, ViewSpec(2, augment, mask), cfg, torch.Generator().manual_seed(0))
+    views = modality.make_views(raw, ViewSpec(2, augment, mask), torch.Generator().manual_seed(0))
     assert views["view_0"].shape == views["view_1"].shape == (3, 16, 9, 4)
     if mask:
         assert views["mask"].shape == (3, 16) and views["mask"].sum(1).tolist() == [12, 12, 12]
     encoder = build_method(cfg).encoder
     assert encoder.embed(torch.from_numpy(views["view_0"])).shape == (3, encoder.dim)
-    assert modality.eval_inputs(raw, cfg).shape == (3, 16, 9, 4)
+    assert modality.eval_inputs(raw).shape == (3, 16, 9, 4)
 
 
 def test_inconsistent_record_names_the_record():
     records = _records()
     records["num_points"][1] = 401
     with pytest.raises(RecordDecodeError, match="scan-1"):
-        get_modality("lidar").decode(records, load_config(None, LIDAR))
+        build_modality(load_config(None, LIDAR)).decode(records)
 
 
 @pytest.mark.parametrize("method", ["simclr", "mae"])

@@ -11,14 +11,14 @@ import pytest
 from distributed_ssl.cli import main
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.methods.registry import method_names
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.models.registry import VIT_FLAVOURS, build_encoder, encoder_names
 
 
 def built_parameters(name: str) -> int:
     modality = "image" if name in VIT_FLAVOURS else "lidar"
     cfg = SSLConfig.model_validate({"modality": {"name": modality}})
-    encoder = build_encoder(name, **get_modality(modality).encoder_kwargs(cfg))
+    encoder = build_encoder(name, **build_modality(cfg).encoder_kwargs())
     return sum(p.numel() for p in encoder.parameters())
 
 

@@ -108,7 +108,7 @@ def test_lidar_views_carry_multiblock_masks_over_their_patch_centres():
     cfg = load_config(None, ["modality.name=lidar", "modality.num_points=256", "modality.num_groups=16",
                              "modality.group_size=8", "method.name=jepa"])
     raw = torch.randn(4, 256, 4, generator=_gen(5))
-    out = LidarModality().make_views(raw, JEPA_SPEC, cfg, _gen(6))
+    out = LidarModality(cfg.modality, cfg.augment, cfg.mask).make_views(raw, JEPA_SPEC, _gen(6))
     assert out["view_0"].shape == (4, 16, 9, 4)
     _check_common({k: torch.from_numpy(out[k]) for k in ("mask", "target_masks")}, 4, cfg.mask.num_targets, 16)
 
@@ -118,6 +118,7 @@ def test_mae_masks_are_unchanged_by_the_mask_kind_dispatch():
     from distributed_ssl.modalities.masking import random_patch_mask
 
     cfg = load_config(None, ["method.name=mae", "mask.ratio=0.75"])
-    out = ImageModality().make_views(torch.rand(4, 3, 32, 32), ViewSpec(1, "none", True), cfg, _gen(0))
+    modality = ImageModality(cfg.modality, cfg.augment, cfg.mask, cfg.model.patch_size)
+    out = modality.make_views(torch.rand(4, 3, 32, 32), ViewSpec(1, "none", True), _gen(0))
     assert set(out) == {"view_0", "mask"}
     assert torch.equal(torch.from_numpy(out["mask"]), random_patch_mask(4, 64, 0.75, _gen(0)))

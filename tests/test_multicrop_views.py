@@ -7,7 +7,7 @@ import torch
 
 from distributed_ssl.config import load_config
 from distributed_ssl.methods.registry import build_method, view_spec_for
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 B = 3
@@ -42,7 +42,7 @@ def test_dino_views_have_global_and_smaller_local_shapes_and_train_every_paramet
                              *overrides])
     spec = view_spec_for(cfg)
     assert (spec.num_views, spec.num_local_views, spec.local_size) == (2, 3, 0.5)
-    views = get_modality(modality).make_views(_raw(modality, cfg), spec, cfg, torch.Generator().manual_seed(1))
+    views = build_modality(cfg).make_views(_raw(modality, cfg), spec, torch.Generator().manual_seed(1))
     assert sorted(views) == ["local_0", "local_1", "local_2", "view_0", "view_1"]
     for key, value in views.items():
         assert value.shape == shapes["view" if key.startswith("view_") else "local"], key
@@ -64,7 +64,7 @@ def test_local_views_come_from_small_regions_of_the_cloud():
                              "augment.point_jitter_sigma=0", "augment.point_scale_min=1", "augment.point_scale_max=1"])
     raw = torch.randn(2, 512, 4)
     spec = ViewSpec(num_views=1, num_local_views=1, local_scale=(0.05, 0.1), local_size=0.5)
-    views = get_modality("lidar").make_views(raw, spec, cfg, torch.Generator().manual_seed(0))
+    views = build_modality(cfg).make_views(raw, spec, torch.Generator().manual_seed(0))
 
     def extent(tokens):  # spread of the patch centres
         return float(torch.from_numpy(tokens[:, :, 0, :3]).std(dim=1).mean())

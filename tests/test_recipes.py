@@ -23,7 +23,7 @@ from distributed_ssl.engine.reports import FinalReport
 from distributed_ssl.engine.trainer import Trainer
 from distributed_ssl.methods.registry import view_spec_for
 from distributed_ssl.modalities.preprocess import make_views_batch
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 
 CONFIGS = Path(__file__).resolve().parents[1] / "jobs" / "configs"
 RECIPES = sorted(CONFIGS.glob("*.yaml"))
@@ -49,12 +49,12 @@ def test_recipe_loads_and_trains(recipe, sample_sets, tmp_path):
     cfg = load_config(recipe, [f"data.train={data}/train", f"data.eval={data}", f"run.dir={tmp_path / 'run'}",
                                f"train.batch_size={BATCH}", f"train.max_steps={STEPS}", "train.epochs=1",
                                "train.log_every=1", "train.checkpoint_every=1000", "tracking.log_model=false"])
-    modality, spec = get_modality(cfg.modality.name), view_spec_for(cfg)
+    modality, spec = build_modality(cfg), view_spec_for(cfg)
     records = _records(data, modality.record_columns, BATCH * STEPS)
     batches = []
     for step in range(STEPS):
         part = {k: v[step * BATCH:(step + 1) * BATCH] for k, v in records.items()}
-        views = make_views_batch(part, cfg, spec, seed=step, modality=modality)
+        views = make_views_batch(part, modality, spec, seed=step)
         batches.append({k: torch.from_numpy(v) for k, v in views.items() if k != "label"})
     reporter = InProcessReporter(batches, root=tmp_path / "checkpoints")
     trainer = Trainer(cfg, reporter, steps_per_epoch=STEPS, total_steps=STEPS).setup()

@@ -26,7 +26,7 @@ from distributed_ssl.engine.schedules import build_schedules
 from distributed_ssl.engine.trainer import Trainer
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
 from distributed_ssl.methods.registry import build_encoder_for, view_spec_for
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from tests.conftest import free_port
 
 BATCH = 4
@@ -57,9 +57,9 @@ def _cfg(method: str, *extra: str):
 def _batches(cfg, n: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     """`n` training batches made by the image modality's own view code, as the data pipeline makes them."""
     g = torch.Generator().manual_seed(seed)
-    modality, spec = get_modality("image"), view_spec_for(cfg)
+    modality, spec = build_modality(cfg), view_spec_for(cfg)
     return [{k: torch.from_numpy(v) for k, v in modality.make_views(torch.rand(BATCH, 3, 32, 32, generator=g),
-                                                                    spec, cfg, g).items()} for _ in range(n)]
+                                                                    spec, g).items()} for _ in range(n)]
 
 
 def _eval_splits() -> dict[str, LabeledSplit]:

@@ -32,25 +32,25 @@ class EncoderEmbedder:
 
     def __init__(self, run_dir: str, threads: int = 1):
         from distributed_ssl.evaluation.evaluate_run import load_encoder
-        from distributed_ssl.modalities.registry import get_modality
+        from distributed_ssl.modalities.registry import build_modality
 
         torch.set_num_threads(threads)
         self.cfg, encoder = load_encoder(run_dir)
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         self.encoder = encoder.to(self.device)
-        self.modality = get_modality(self.cfg.modality.name)
+        self.modality = build_modality(self.cfg)
 
     @torch.no_grad()
     def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
         try:
-            raw = self.modality.decode(batch, self.cfg)
+            raw = self.modality.decode(batch)
         except Exception:  # undecodable records get no embedding; they are named in the log
-            good, bad = split_good_bad(lambda b: self.modality.decode(b, self.cfg), batch)
+            good, bad = split_good_bad(self.modality.decode, batch)
             for item in bad:
                 log.warning("record %s not embedded: %s", item["id"], item["reason"])
             batch = {k: np.asarray(v)[good] for k, v in batch.items()}
-            raw = self.modality.decode(batch, self.cfg)
-        inputs = self.modality.eval_inputs(raw, self.cfg).to(self.device)
+            raw = self.modality.decode(batch)
+        inputs = self.modality.eval_inputs(raw).to(self.device)
         feats = self.encoder.embed(inputs).float().cpu().numpy().astype(np.float32)
         flat = pa.array(feats.reshape(-1), pa.float32())
         return pa.table({"id": pa.array([str(i) for i in batch["id"]], pa.string()),
@@ -68,7 +68,7 @@ def embed_shards(run_dir: str, shards: str, out: str, actors: int | None = None,
 
     from distributed_ssl.evaluation.evaluate_run import load_encoder
     from distributed_ssl.launch.ray_runtime import ensure_ray
-    from distributed_ssl.modalities.registry import get_modality
+    from distributed_ssl.modalities.registry import build_modality
 
     cfg, _ = load_encoder(run_dir)
     manifest = load_manifest(shards)
@@ -81,7 +81,7 @@ def embed_shards(run_dir: str, shards: str, out: str, actors: int | None = None,
     actors = actors or max(gpus, 1)
     ray.data.DataContext.get_current().enable_progress_bars = True
     fs, _ = storage.resolve(shards)
-    columns = get_modality(cfg.modality.name).record_columns
+    columns = build_modality(cfg).record_columns
     paths = shard_paths(shards, manifest)
     # At least a few blocks per actor, or a small shard folder arrives as one block and one actor does all.
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns, override_num_blocks=max(len(paths), 4 * actors))

@@ -12,7 +12,7 @@ import torch
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.methods.registry import build_encoder_for
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.tracking.mlflow_tracking import RunLogger
 from distributed_ssl.util.run_dir import ENCODER_FILE, RunDir
 
@@ -28,7 +28,7 @@ def log_preview(batch: dict[str, torch.Tensor], cfg: SSLConfig, logger: RunLogge
         arrays = {k: v.numpy() for k, v in batch.items()}
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, PREVIEW_FILE)
-            get_modality(cfg.modality.name).preview(arrays, cfg, path)
+            build_modality(cfg).preview(arrays, path)
             run_dir.upload(path, PREVIEW_FILE)
             logger.artifact(path)
     except Exception as exc:  # a preview must never stop training

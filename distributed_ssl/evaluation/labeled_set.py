@@ -13,7 +13,7 @@ from distributed_ssl.data.manifest import DatasetError, load_manifest
 from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.modalities.image import RecordDecodeError
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 
 log = logging.getLogger("distributed_ssl.eval")
 
@@ -48,7 +48,7 @@ def load_labeled_split(uri: str, cfg: SSLConfig) -> LabeledSplit:
     manifest = load_manifest(uri)
     if manifest.modality != cfg.modality.name:
         raise DatasetError(f"{uri} holds {manifest.modality} records but modality.name is {cfg.modality.name}")
-    modality = get_modality(cfg.modality.name)
+    modality = build_modality(cfg)
     # verified (checksum, exact schema, no pickled objects), and only the columns the decoder and probe use
     tables = read_shards(uri, manifest, [*modality.record_columns, "label"])
     batch = {name: [] for name in tables[0].column_names}
@@ -59,13 +59,13 @@ def load_labeled_split(uri: str, cfg: SSLConfig) -> LabeledSplit:
         raise DatasetError(f"eval set {uri} has records without labels (data.eval must be labeled)")
     total = len(batch["label"])
     try:
-        raw = modality.decode(batch, cfg)
+        raw = modality.decode(batch)
     except RecordDecodeError:
-        batch = _drop_bad_records(batch, lambda b: modality.decode(b, cfg), uri, cfg.data.max_bad_fraction)
-        raw = modality.decode(batch, cfg)
+        batch = _drop_bad_records(batch, modality.decode, uri, cfg.data.max_bad_fraction)
+        raw = modality.decode(batch)
     labels = torch.tensor(batch["label"], dtype=torch.long)
     num_classes = max(len(manifest.classes), int(labels.max()) + 1)
-    return LabeledSplit(modality.eval_inputs(raw, cfg), labels, num_classes, skipped=total - len(labels))
+    return LabeledSplit(modality.eval_inputs(raw), labels, num_classes, skipped=total - len(labels))
 
 
 def load_labeled(uri: str, cfg: SSLConfig) -> dict[str, LabeledSplit]:

@@ -15,7 +15,7 @@ from torch import nn
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.modalities.input_shape import model_input_shape
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.models.registry import build_encoder
 
 ARCHITECTURE_FORMAT = "dssl-encoder-architecture/1"
@@ -35,7 +35,7 @@ def flavour_dims(encoder: nn.Module) -> dict[str, int]:
 def encoder_architecture(cfg: SSLConfig, encoder: nn.Module, source: str) -> dict[str, Any]:
     """The JSON-ready record of a run's encoder; `source` says where the weights came from (the run dir)."""
     dims = flavour_dims(encoder)
-    build_kwargs = {**get_modality(cfg.modality.name).encoder_kwargs(cfg), **dims}
+    build_kwargs = {**build_modality(cfg).encoder_kwargs(), **dims}
     return {
         "format": ARCHITECTURE_FORMAT,
         "encoder": cfg.model.encoder,

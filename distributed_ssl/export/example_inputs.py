@@ -15,7 +15,7 @@ from distributed_ssl.config.loader import ConfigError
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.data.splits import split_dirs
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.util import storage
 
 
@@ -54,9 +54,9 @@ def example_inputs(cfg: SSLConfig, count: int = 8) -> ExampleBatch:
         raise ConfigError(f"no records to check the export on: neither data.eval ({cfg.data.eval}) nor data.train "
                           f"({cfg.data.train}) of the run's config exists here")
     records, path = _first_records(candidates[0], count)
-    modality = get_modality(cfg.modality.name)
+    modality = build_modality(cfg)
     try:
-        inputs = modality.eval_inputs(modality.decode(records, cfg), cfg)
+        inputs = modality.eval_inputs(modality.decode(records))
     except ValueError as exc:
         raise DatasetError(f"cannot preprocess records of {path} for the export check: {exc}") from exc
     return ExampleBatch(inputs.float().contiguous(), path)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.methods.registry import method_names, view_spec_for
 from distributed_ssl.modalities.input_shape import MODALITY_NAMES, describe_input
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.models.registry import POINT_FLAVOURS, VIT_FLAVOURS, build_encoder, encoder_names
 
 
@@ -44,7 +44,7 @@ def encoder_catalog() -> list[EncoderEntry]:
         else:
             family, modality, (width, depth, heads, _) = "point", "lidar", POINT_FLAVOURS[name]
         cfg = default_config(modality)
-        encoder = build_encoder(name, **get_modality(modality).encoder_kwargs(cfg))
+        encoder = build_encoder(name, **build_modality(cfg).encoder_kwargs())
         entries.append(EncoderEntry(name, family, width, depth, heads, sum(p.numel() for p in encoder.parameters()),
                                     describe_input(cfg)))
     return entries

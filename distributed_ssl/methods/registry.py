@@ -9,7 +9,7 @@ from __future__ import annotations
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.methods import byol, dino, jepa, mae, simclr  # noqa: F401  (each registers its method)
 from distributed_ssl.methods.base import Method, registered_methods
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
 from distributed_ssl.models.registry import build_encoder
 
@@ -30,9 +30,8 @@ def view_spec_for(cfg: SSLConfig) -> ViewSpec:
 
 
 def build_encoder_for(cfg: SSLConfig):
-    modality = get_modality(cfg.modality.name)
     return build_encoder(cfg.model.encoder, dim=cfg.model.dim, depth=cfg.model.depth, heads=cfg.model.heads,
-                         **modality.encoder_kwargs(cfg))
+                         **build_modality(cfg).encoder_kwargs())
 
 
 def build_method(cfg: SSLConfig) -> Method:

@@ -1,5 +1,5 @@
 """Modalities: decode records, make augmented views and masks, on the CPU side of the pipeline."""
 
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 
-__all__ = ["get_modality"]
+__all__ = ["build_modality"]

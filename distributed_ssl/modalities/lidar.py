@@ -7,12 +7,14 @@ any other view; masks hide whole patches, exactly as for image patches.
 from __future__ import annotations
 
 import zlib
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.config.method_configs import MaskConfig
+from distributed_ssl.config.modality_configs import LidarAugmentConfig, LidarConfig
 from distributed_ssl.modalities.base import register_modality
 from distributed_ssl.modalities.image import RecordDecodeError
 from distributed_ssl.modalities.masking import point_masks
@@ -24,16 +26,22 @@ POINT_CHANNELS = 4  # x, y, z, intensity
 
 
 @register_modality("lidar")
+@dataclass(frozen=True)
 class LidarModality:
+    """Reads `modality.*` (`config`), `augment.*` and the method's `mask`; point patches have no patch_size."""
+
+    config: LidarConfig
+    augment: LidarAugmentConfig
+    mask: MaskConfig
     record_columns = ["id", "points", "num_points"]
 
-    def decode(self, batch: dict[str, np.ndarray], cfg: SSLConfig) -> torch.Tensor:
+    def decode(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         """Records → float [B, num_points, 4]: a fixed subset of each cloud, centred, in units of coord_scale.
 
         The subset is drawn with a generator seeded by the record id, so a record decodes identically in every
         epoch and in evaluation; clouds with fewer points are resampled with replacement.
         """
-        n, scale = cfg.modality.num_points, cfg.modality.coord_scale
+        n, scale = self.config.num_points, self.config.coord_scale
         out = np.empty((len(batch["points"]), n, POINT_CHANNELS), dtype=np.float32)
         for i, data in enumerate(batch["points"]):
             rid = str(batch["id"][i]) if "id" in batch else str(i)
@@ -55,49 +63,48 @@ class LidarModality:
             out[i] = sub
         return torch.from_numpy(out)
 
-    def _tokens(self, points: torch.Tensor, cfg: SSLConfig, gen: torch.Generator | None) -> torch.Tensor:
-        return tokenize(points, cfg.modality.num_groups, cfg.modality.group_size, gen)
+    def _tokens(self, points: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+        return tokenize(points, self.config.num_groups, self.config.group_size, gen)
 
-    def make_views(self, raw: torch.Tensor, spec: ViewSpec, cfg: SSLConfig,
-                   gen: torch.Generator) -> dict[str, np.ndarray]:
+    def make_views(self, raw: torch.Tensor, spec: ViewSpec, gen: torch.Generator) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         for v in range(spec.num_views):
             if spec.augment == "strong":
-                points = strong_points(raw, cfg.augment, gen)
+                points = strong_points(raw, self.augment, gen)
             elif spec.augment == "light":
-                points = light_points(raw, cfg.augment, gen)
+                points = light_points(raw, self.augment, gen)
             else:
                 points = raw
-            out[f"view_{v}"] = self._tokens(points, cfg, gen).numpy().astype(np.float32)
+            out[f"view_{v}"] = self._tokens(points, gen).numpy().astype(np.float32)
         if spec.num_local_views:
-            num_points, num_groups = self.local_shape(cfg, spec)
+            num_points, num_groups = self.local_shape(spec)
             for v in range(spec.num_local_views):
-                points = local_points(raw, spec.local_scale, num_points, cfg.augment, gen)
-                tokens = tokenize(points, num_groups, cfg.modality.group_size, gen)
+                points = local_points(raw, spec.local_scale, num_points, self.augment, gen)
+                tokens = tokenize(points, num_groups, self.config.group_size, gen)
                 out[f"local_{v}"] = tokens.numpy().astype(np.float32)
         if spec.mask:  # multi-block masks group patches by the centres of the first view (row 0 of each patch)
             centres = torch.from_numpy(out["view_0"][:, :, 0, :3])
-            out.update(point_masks(spec, centres, cfg.mask, gen))
+            out.update(point_masks(spec, centres, self.mask, gen))
         return out
 
-    def local_shape(self, cfg: SSLConfig, spec: ViewSpec) -> tuple[int, int]:
+    def local_shape(self, spec: ViewSpec) -> tuple[int, int]:
         """(points, point patches) of a local view: `spec.local_size` of a global view's, enough for one patch."""
-        m = cfg.modality
+        m = self.config
         groups = max(1, int(round(m.num_groups * spec.local_size)))
         points = max(m.group_size, groups, int(round(m.num_points * spec.local_size)))
         return points, groups
 
-    def eval_inputs(self, raw: torch.Tensor, cfg: SSLConfig) -> torch.Tensor:
-        return self._tokens(raw, cfg, None)
+    def eval_inputs(self, raw: torch.Tensor) -> torch.Tensor:
+        return self._tokens(raw, None)
 
-    def num_patches(self, cfg: SSLConfig) -> int:
-        return cfg.modality.num_groups
+    def num_patches(self) -> int:
+        return self.config.num_groups
 
-    def encoder_kwargs(self, cfg: SSLConfig) -> dict[str, Any]:
-        return {"num_groups": cfg.modality.num_groups, "group_size": cfg.modality.group_size,
+    def encoder_kwargs(self) -> dict[str, Any]:
+        return {"num_groups": self.config.num_groups, "group_size": self.config.group_size,
                 "point_channels": POINT_CHANNELS}
 
-    def preview(self, batch: dict[str, np.ndarray], cfg: SSLConfig, path: str) -> None:
+    def preview(self, batch: dict[str, np.ndarray], path: str) -> None:
         """Top-down scatter of each view's patches (one colour per patch; hidden patches grey)."""
         import matplotlib
 

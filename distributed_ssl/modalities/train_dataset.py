@@ -10,7 +10,7 @@ from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.manifest import Manifest
 from distributed_ssl.data.train_records import open_train_manifest, read_train_records
 from distributed_ssl.modalities.preprocess import make_views_batch
-from distributed_ssl.modalities.registry import get_modality
+from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 
@@ -26,7 +26,7 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     manifest = manifest or open_train_manifest(cfg)
     # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
     ray.data.DataContext.get_current().enable_progress_bars = False
-    modality = get_modality(cfg.modality.name)  # made once here, shipped with the map_batches function
+    modality = build_modality(cfg)  # built once here from its config sections, shipped in the map_batches partial
     ds = read_train_records(cfg, modality.record_columns, manifest)
     if epochs_per_pass > 1:
         ds = ds.union(*[ds] * (epochs_per_pass - 1))  # the same blocks again, not copies
@@ -34,6 +34,6 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
         ds = ds.random_shuffle()
     elif cfg.data.shuffle == "local":
         ds = ds.randomize_block_order()
-    fn = functools.partial(make_views_batch, cfg=cfg, spec=spec, ledger=ledger, modality=modality)
+    fn = functools.partial(make_views_batch, modality=modality, spec=spec, ledger=ledger)
     return ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
                           num_cpus=cfg.data.preprocess_cpus)
