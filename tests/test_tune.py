@@ -1,6 +1,7 @@
 """Ray Tune sweeps: search-space errors, a real ASHA sweep with MLflow parent/child runs, and resume."""
 
 import csv
+import logging
 import os
 import signal
 import subprocess
@@ -68,7 +69,7 @@ def _sweep_cfg(digits, run_dir, space=None, **extra):
 
 
 @pytest.mark.slow
-def test_asha_sweep_logs_children_and_writes_best_config(ray_cluster, digits, tmp_path):
+def test_asha_sweep_logs_children_and_writes_best_config(ray_cluster, digits, tmp_path, caplog):
     sweep_dir = tmp_path / "sweep"
     # One trial with a sound learning rate (1e-3) and two whose rate wrecks the random-init features within an
     # epoch (0.1, 0.3: AdamW moves every weight by about the rate each step), run one after the other: each of the
@@ -78,9 +79,16 @@ def test_asha_sweep_logs_children_and_writes_best_config(ray_cluster, digits, tm
     cfg = _sweep_cfg(digits, sweep_dir, space={"optim.lr": "grid([1e-3, 0.1, 0.3])"},
                      **{"tune.search": "grid", "tune.num_samples": 1, "tune.reduction_factor": 2,
                         "tune.max_concurrent_trials": 1, "scaling.num_workers": 1})
-    report = run_sweep(cfg)
+    with caplog.at_level(logging.INFO, logger="distributed_ssl.sweep"):
+        report = run_sweep(cfg)
     assert report["trials"] == 3 and report["errors"] == 0
     assert report["stopped_early"] >= 1, report["table"]
+    # the console's lines: each trial's start with its values, its epochs' objective, and how it ended
+    lines = [r.getMessage() for r in caplog.records if r.name == "distributed_ssl.sweep"]
+    assert sum(" started " in line and "optim.lr=" in line for line in lines) == 3, lines
+    assert any(" epoch 1: knn_top1 " in line for line in lines), lines
+    assert sum(line.endswith("trials ended)") for line in lines) == 3, lines
+    assert sum("stopped early by the scheduler" in line for line in lines) == report["stopped_early"], lines
     rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
     assert len(rows) == 3 and {"optim.lr", "knn_top1_best", "stop_reason"} <= set(rows[0])
     stops = {float(r["optim.lr"]): r["stop_reason"] for r in rows}

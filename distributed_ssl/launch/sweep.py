@@ -21,10 +21,12 @@ from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.config.search_space import check_space_fits, parse_expression, to_tune_domain
 from distributed_ssl.data.manifest import DatasetError
 from distributed_ssl.launch.cluster_checks import check_writable
+from distributed_ssl.launch.console import is_verbose
 from distributed_ssl.launch.pbt_space import build_pbt_scheduler, check_mutable_keys
 from distributed_ssl.launch.ray_runtime import ensure_ray
 from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import RUN_STATE, RunState
+from distributed_ssl.launch.sweep_console import SweepConsoleCallback
 from distributed_ssl.launch.sweep_report import write_sweep_report
 from distributed_ssl.launch.sweep_seal import SweepSealCallback, seal_tuner_file, verify_sweep_state
 from distributed_ssl.launch.sweep_trial import run_trial
@@ -127,6 +129,12 @@ def run_sweep(cfg: SSLConfig, resume: bool = False, overwrite: bool = False) -> 
         return _sweep(cfg, sweep_dir, tracking_uri, param_space, concurrency, resume)
 
 
+def _callbacks(cfg: SSLConfig, sweep_dir: RunDir) -> list[tune.Callback]:
+    """The console's lines for each trial, and on a local sweep dir the seal over Tune's state."""
+    console = SweepConsoleCallback(cfg.tune.metric, cfg.tune.mode, list(cfg.tune.space))
+    return [console, SweepSealCallback(Path(sweep_dir.path))] if sweep_dir.is_local else [console]
+
+
 def _sweep(cfg: SSLConfig, sweep_dir: RunDir, tracking_uri: str, param_space: dict[str, Any],
            concurrency: int | None, resume: bool) -> dict[str, Any]:
     save_config(cfg, sweep_dir.child_uri(SWEEP_CONFIG))
@@ -158,8 +166,7 @@ def _sweep(cfg: SSLConfig, sweep_dir: RunDir, tracking_uri: str, param_space: di
                                         max_concurrent_trials=concurrency),
             run_config=tune.RunConfig(name=TUNE_NAME, **sweep_dir.ray_storage(),
                                       failure_config=tune.FailureConfig(max_failures=cfg.tune.trial_max_failures),
-                                      callbacks=[SweepSealCallback(Path(sweep_dir.path))] if sweep_dir.is_local
-                                      else []))
+                                      callbacks=_callbacks(cfg, sweep_dir), verbose=None if is_verbose() else 0))
     if sweep_dir.is_local:
         seal_tuner_file(Path(sweep_dir.path), Path(sweep_dir.path) / TUNE_NAME, resume)
     try:
