@@ -24,6 +24,7 @@ from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
 from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
 from distributed_ssl.engine.deepspeed_ops import skip_inference_only_ops
+from distributed_ssl.engine.early_start import EarlyStart
 from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
 from distributed_ssl.engine.param_groups import param_groups
@@ -166,6 +167,7 @@ class Trainer:
     def fit(self) -> FinalReport:
         """Train to `total_steps` or `train.epochs`, whichever comes first, and send the final report."""
         if self.engine is None:
+            self._start_pass()  # the data pipeline starts up while the method, probes and DeepSpeed do
             self.setup()
         for epoch in range(self.state.epoch, self.cfg.train.epochs):
             if self.state.global_step >= self.total_steps:
@@ -174,6 +176,13 @@ class Trainer:
             self._end_epoch(epoch + 1)
         return self._finish()
 
+    def _start_pass(self) -> None:
+        """A new pass of the data iterator (`epochs_per_pass` epochs), its first batch already on the way."""
+        cfg = self.cfg
+        shuffle = cfg.data.local_shuffle_buffer if cfg.data.shuffle == "local" else None
+        self._batches = EarlyStart(iter(self.reporter.batches(cfg.train.batch_size, shuffle)))
+        self._epochs_left_in_pass = self.epochs_per_pass
+
     def _train_epoch(self, epoch: int) -> None:
         """The micro-batches of one epoch; a resumed epoch does only those it had left."""
         cfg, s = self.cfg, self.state
@@ -181,9 +190,7 @@ class Trainer:
         self._reset_window()
         s.epoch, limit = epoch, self.steps_per_epoch * cfg.train.grad_accum
         if self._epochs_left_in_pass == 0:  # a new pass of the data
-            shuffle = cfg.data.local_shuffle_buffer if cfg.data.shuffle == "local" else None
-            self._batches = iter(self.reporter.batches(cfg.train.batch_size, shuffle))
-            self._epochs_left_in_pass = self.epochs_per_pass
+            self._start_pass()
         self._epochs_left_in_pass -= 1
         self.meter.waiting()
         while s.micro_in_epoch < limit and s.global_step < self.total_steps:

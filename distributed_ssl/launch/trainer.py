@@ -72,8 +72,13 @@ def plan_steps(cfg: SSLConfig, manifest: Manifest) -> tuple[int, int]:
 
 
 # A pass of the data iterator should hold at least this many optimizer steps: below it, Ray Data's start-up of
-# each pass (planning, the split coordinator, the first blocks) costs more than the pass computes.
+# each pass (planning, the split coordinator, the first blocks) costs more than the pass computes. With a full
+# shuffle a pass is one all-to-all shuffle over all its epochs' records, so it stays short; shuffled locally, the
+# repeated epochs share the cached blocks and cost nothing to hold, so one pass may cover the run (up to a cap
+# that keeps Ray Data's plan small).
 MIN_STEPS_PER_PASS = 50
+MIN_STEPS_PER_LOCAL_PASS = 1000
+MAX_EPOCHS_PER_PASS = 64
 
 
 def epochs_per_pass(cfg: SSLConfig, manifest: Manifest, plan: tuple[int, int]) -> int:
@@ -87,7 +92,8 @@ def epochs_per_pass(cfg: SSLConfig, manifest: Manifest, plan: tuple[int, int]) -
     if cfg.data.epochs_per_pass is not None:
         return cfg.data.epochs_per_pass
     epochs = -(-total_steps // steps_per_epoch)  # the epochs this run reaches (max_steps may end it early)
-    wanted = -(-MIN_STEPS_PER_PASS // steps_per_epoch)
+    min_steps = MIN_STEPS_PER_PASS if cfg.data.shuffle == "full" else MIN_STEPS_PER_LOCAL_PASS
+    wanted = min(-(-min_steps // steps_per_epoch), MAX_EPOCHS_PER_PASS)
     passes = -(-epochs // wanted)
     return max(1, -(-epochs // passes))
 
