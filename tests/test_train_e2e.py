@@ -102,7 +102,7 @@ def test_mae_zero3_trains_and_skips_corrupt_records(ray_cluster, digits, digits_
     lines = (run_dir / "bad_records.jsonl").read_text().splitlines()
     assert summary["bad_records"] == 3 and sorted(json.loads(x)["id"] for x in lines) == ["corrupt-0", "corrupt-1", "corrupt-2"]
     assert summary["steps"] == 30 and summary["zero_stage"] == 3 and summary["method"] == "mae"
-    assert summary["knn_top1"] is not None and summary["knn_top1_random_init"] is not None
+    assert summary["knn_top1"] > 0.2 and summary["knn_top1_random_init"] > 0.2  # 10 digits: chance is 0.1
     _, _, values = _loss_history(summary)
     _assert_loss_falls(values)
     assert (run_dir / "encoder.pt").exists()

@@ -29,7 +29,7 @@ def test_jepa_trains_and_reports_probes_and_collapse_metrics(ray_cluster, digits
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk["method"] == "jepa" and on_disk["steps"] == 26
     assert PROBE_FIELDS <= set(on_disk) and all(on_disk[k] is not None for k in PROBE_FIELDS), on_disk
-    assert 0.0 <= on_disk["linear_top1"] <= 1.0 and on_disk["linear_top1_random_init"] > 0.3  # chance is 0.1
+    assert on_disk["linear_top1"] > 0.3 and on_disk["linear_top1_random_init"] > 0.3  # chance is 0.1
     assert 0.0 < on_disk["embedding_std"] < 1.0 and 1.0 <= on_disk["effective_rank"] <= 32
     assert on_disk["collapsed"] is False and on_disk["collapse_warning"] is None
 

@@ -9,6 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from distributed_ssl.config import load_config
+from distributed_ssl.data.manifest import load_manifest
 from distributed_ssl.launch.trainer import run_training
 
 RECIPES = Path(__file__).resolve().parents[1] / "jobs" / "configs"
@@ -44,7 +45,8 @@ def _run(recipe: str, data: Path, run_dir: Path, **extra) -> dict:
     summary = run_training(cfg)
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert SUMMARY_FIELDS <= set(on_disk) and all(on_disk[k] is not None for k in SUMMARY_FIELDS)
-    assert on_disk["steps"] == 12 and 0.0 <= on_disk["knn_top1"] <= 1.0 and on_disk["samples_per_s"] > 0
+    chance = 1 / len(load_manifest(str(data / "train")).classes)
+    assert on_disk["steps"] == 12 and on_disk["knn_top1"] > 1.5 * chance and on_disk["samples_per_s"] > 0
     assert (run_dir / "encoder.pt").exists()
     client = MlflowClient(summary["tracking_uri"])
     values = [m.value for m in sorted(client.get_metric_history(summary["mlflow_run_id"], "loss"),

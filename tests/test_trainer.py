@@ -25,6 +25,7 @@ from distributed_ssl.engine.reports import (
 from distributed_ssl.engine.schedules import build_schedules
 from distributed_ssl.engine.trainer import Trainer
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
+from distributed_ssl.evaluation.raw_features import raw_feature_knn
 from distributed_ssl.methods.registry import build_encoder_for, view_spec_for
 from distributed_ssl.modalities.registry import build_modality
 from tests.conftest import free_port
@@ -168,9 +169,11 @@ def test_probes_report_the_objective_at_each_epoch_end_and_the_baseline_at_the_e
     final = trainer.fit()
     (epoch_end, epoch_ckpt), (last, _) = reporter.records
     assert isinstance(epoch_end, EpochEndReport) and epoch_ckpt is not None  # PBT's restore point
-    assert 0.0 <= epoch_end.knn_top1 <= 1.0 and epoch_end.linear_top1 is not None
-    assert last is final and final.knn_top1 is not None and final.knn_top1_random_init is not None
-    assert final.knn_top1_raw_features is not None and final.linear_top1_random_init is not None
+    # the eval set's classes differ in brightness (4 classes, chance 0.25): every probe separates them
+    assert epoch_end.knn_top1 > 0.5 and epoch_end.linear_top1 > 0.5
+    assert last is final and final.knn_top1 > 0.5 and final.knn_top1_random_init > 0.5
+    assert final.linear_top1_random_init > 0.5
+    assert final.knn_top1_raw_features == pytest.approx(raw_feature_knn("image", _eval_splits(), cfg.eval))
     assert {"linear_top1", "embedding_std", "collapsed", "collapse_warning"} <= set(final.probe)
     assert final.eval_seconds > 0
     again = trainer.evaluate()
