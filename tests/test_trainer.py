@@ -295,3 +295,23 @@ def test_several_epochs_come_through_one_data_pass(tmp_path):
     assert passes == [0, 1] and final.global_step == 8 and final.epoch == 4
     expected = [float(b["view_0"].sum()) for index in (0, 1) for b in _batches(cfg, 4, seed=index)]
     assert seen == pytest.approx(expected)
+
+
+def test_weight_decay_follows_its_cosine_schedule_on_the_decaying_group_only(tmp_path):
+    from distributed_ssl.util.schedules import cosine_ramp
+
+    cfg = _cfg("simclr", "optim.weight_decay=0.04", "optim.weight_decay_final=0.4")
+    trainer = _trainer(cfg, InProcessReporter(_batches(cfg, 4), root=tmp_path), steps_per_epoch=4).setup()
+    used: list[list[float]] = []
+    step = trainer.train_step
+
+    def recording(batch):
+        values = step(batch)  # sets every schedule's value for this step, then steps
+        used.append([group["weight_decay"] for group in trainer.optimizer.param_groups])
+        return values
+
+    trainer.train_step = recording
+    trainer.fit()
+    assert [u[0] for u in used] == pytest.approx(list(cosine_ramp(4, 0.04, 0.4)))
+    assert used[0][0] == pytest.approx(0.04) and used[-1][0] == pytest.approx(0.4)
+    assert all(u[1] == 0.0 for u in used)  # biases, norms and tokens never decay

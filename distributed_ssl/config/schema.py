@@ -75,6 +75,9 @@ class OptimConfig(_Section):
     lr: float = Field(1e-3, gt=0)
     min_lr: float = Field(1e-5, ge=0)
     weight_decay: float = Field(0.05, ge=0)
+    weight_decay_final: float | None = Field(
+        None, ge=0, description="Cosine schedule of the weight decay from optim.weight_decay to this value over "
+        "the run (DINO: 0.04 to 0.4); unset keeps it constant.")
     betas: tuple[float, float] = (0.9, 0.95)
     warmup_fraction: float = Field(0.1, ge=0, lt=1)
     grad_clip: float = Field(1.0, ge=0, description="Global norm clip; 0 disables.")

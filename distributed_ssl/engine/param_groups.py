@@ -11,5 +11,6 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
         if not param.requires_grad:
             continue
         (no_decay if param.ndim <= 1 or name.endswith("token") else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    # `decays` says which group a weight-decay schedule (or a changed optim.weight_decay) applies to
+    return [{"params": decay, "weight_decay": weight_decay, "decays": True},
+            {"params": no_decay, "weight_decay": 0.0, "decays": False}]

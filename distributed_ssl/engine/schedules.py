@@ -1,6 +1,7 @@
 """Every per-step schedule of a run, built once as arrays (DINOv2 style) and indexed by the Trainer's step.
 
-`lr` is the optimizer's (linear warm-up, cosine decay); a method asks for more by name in `Method.schedules`:
+`lr` is the optimizer's (linear warm-up, cosine decay), `weight_decay` its decay when `optim.weight_decay_final` is
+set (a cosine ramp, applied to the groups that decay); a method asks for more by name in `Method.schedules`:
 `ema_momentum` (the EMA teacher's momentum, a cosine rise, BYOL/DINO/JEPA) and `teacher_temp` (DINO's teacher
 temperature, a linear warm-up then constant). The Trainer sets the value of step `global_step` (0-based: the step
 being computed) before each micro-batch, through `Method.apply_schedule`; there is no other step counter, so a
@@ -14,9 +15,10 @@ from typing import Any
 import numpy as np
 
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.util.schedules import momentum_schedule, warmup_constant, warmup_cosine
+from distributed_ssl.util.schedules import cosine_ramp, momentum_schedule, warmup_constant, warmup_cosine
 
 LR = "lr"
+WEIGHT_DECAY = "weight_decay"
 
 
 def teacher_temp_schedule(total_steps: int, start: float, final: float, warmup_steps: int) -> np.ndarray:
@@ -38,6 +40,8 @@ def build_schedules(cfg: SSLConfig, names: tuple[str, ...], total_steps: int) ->
     """`lr` and each schedule in `names` (a method's `schedules`), one value per optimizer step."""
     o = cfg.optim
     arrays = {LR: warmup_cosine(total_steps, o.lr, o.min_lr, int(o.warmup_fraction * total_steps))}
+    if o.weight_decay_final is not None:
+        arrays[WEIGHT_DECAY] = cosine_ramp(total_steps, o.weight_decay, o.weight_decay_final)
     for name in names:
         arrays[name] = _method_schedule(name, cfg.method, total_steps)
     return arrays

@@ -34,7 +34,7 @@ from distributed_ssl.engine.progress import EvalProgress, NoteProgress, Progress
 from distributed_ssl.engine.reporter import Batch, Reporter
 from distributed_ssl.engine.reports import EpochEndReport, FinalReport, Report, StepReport
 from distributed_ssl.engine.run_artifacts import log_preview, save_encoder
-from distributed_ssl.engine.schedules import LR, build_schedules, values_at
+from distributed_ssl.engine.schedules import LR, WEIGHT_DECAY, build_schedules, values_at
 from distributed_ssl.engine.warm_start import load_encoder_weights
 from distributed_ssl.engine.zero_gather import full_state, install_gather
 from distributed_ssl.evaluation.probe_suite import ProbeResult, on_rank0, probe_encoder
@@ -150,11 +150,11 @@ class Trainer:
 
     def restore(self, checkpoint_dir: str) -> None:
         """Model, optimizer and counters from a checkpoint directory, keeping this run's weight decay."""
-        decays = [1.0 if group["weight_decay"] > 0 else 0.0 for group in self.optimizer.param_groups]
+        decays = [bool(group.get("decays", group["weight_decay"] > 0)) for group in self.optimizer.param_groups]
         self.load_state_dict(load_checkpoint(self.engine, checkpoint_dir))
         # The restored optimizer state carries the saved weight decay; this run's value wins (PBT may change it).
         for group, decay in zip(self.optimizer.param_groups, decays, strict=True):
-            group["weight_decay"] = self.cfg.optim.weight_decay * decay
+            group["weight_decay"] = self.cfg.optim.weight_decay if decay else 0.0
         self.resumed = True
         if self.rank == 0:
             log.info("resumed from step %d (epoch %d)", self.state.global_step, self.state.epoch)
@@ -236,6 +236,9 @@ class Trainer:
                 self._lr = value
                 for group in self.optimizer.param_groups:
                     group["lr"] = value
+            elif name == WEIGHT_DECAY:
+                for group in self.optimizer.param_groups:
+                    group["weight_decay"] = value if group.get("decays") else 0.0
             else:
                 self.method.apply_schedule(name, value)
 

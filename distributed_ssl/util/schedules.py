@@ -25,9 +25,14 @@ def momentum_schedule(total_steps: int, base: float, final: float = 1.0) -> np.n
     """
     if not 0.0 <= base <= 1.0 or not 0.0 <= final <= 1.0:
         raise ValueError(f"momentum base {base} and final {final} must lie in [0, 1]")
+    return cosine_ramp(total_steps, base, final)
+
+
+def cosine_ramp(total_steps: int, start: float, final: float) -> np.ndarray:
+    """Per optimizer step, half a cosine from `start` (first step) to `final` (last step)."""
     total_steps = max(int(total_steps), 1)
     t = np.arange(total_steps) / max(total_steps - 1, 1)
-    return (final - 0.5 * (final - base) * (1 + np.cos(np.pi * t))).astype(np.float64)
+    return (final - 0.5 * (final - start) * (1 + np.cos(np.pi * t))).astype(np.float64)
 
 
 def warmup_constant(total_steps: int, start: float, final: float, warmup_steps: int) -> np.ndarray:
