@@ -287,10 +287,15 @@ class Trainer:
         return epochs_done == self.cfg.train.epochs or self.state.global_step >= self.total_steps
 
     def _end_epoch(self, epochs_done: int) -> None:
-        """Probe when due; report the epoch end (metrics only, unless PBT needs a restore point there)."""
+        """Probe when due; report the epoch end when it carries a probe or PBT needs a restore point there.
+
+        An epoch without either is not reported: a Ray Train report is a barrier of all workers with the
+        controller (about 2 s here), and nothing reads an epoch end without an objective (progress goes to the
+        console's board, metrics to MLflow)."""
         s = self.state
-        if self.eval_splits is not None and (epochs_done % self.cfg.train.eval_every_epochs == 0
-                                             or self._is_last(epochs_done)):
+        probed = self.eval_splits is not None and (epochs_done % self.cfg.train.eval_every_epochs == 0
+                                                   or self._is_last(epochs_done))
+        if probed:
             t_eval = time.perf_counter()
             result = self.evaluate()
             self.meter.evaluated(time.perf_counter() - t_eval)
@@ -302,7 +307,7 @@ class Trainer:
                                             base.knn_top1 if base else None, base.linear_top1 if base else None,
                                             s.probe["collapse_warning"]))
         s.epoch, s.micro_in_epoch = epochs_done, 0
-        if not self._is_last(epochs_done):
+        if not self._is_last(epochs_done) and (probed or self.checkpoint_every_epoch):
             self.report(EpochEndReport(s.global_step, epochs_done, self.last_loss, s.knn_top1,
                                        s.probe.get("linear_top1")), with_checkpoint=self.checkpoint_every_epoch)
 
