@@ -150,11 +150,12 @@ class Trainer:
 
     def restore(self, checkpoint_dir: str) -> None:
         """Model, optimizer and counters from a checkpoint directory, keeping this run's weight decay."""
-        decays = [bool(group.get("decays", group["weight_decay"] > 0)) for group in self.optimizer.param_groups]
+        decays = [group["decays"] for group in self.optimizer.param_groups]
         self.load_state_dict(load_checkpoint(self.engine, checkpoint_dir))
-        # The restored optimizer state carries the saved weight decay; this run's value wins (PBT may change it).
         for group, decay in zip(self.optimizer.param_groups, decays, strict=True):
-            group["weight_decay"] = self.cfg.optim.weight_decay if decay else 0.0
+            group["decays"] = decay  # the loaded groups may come from a checkpoint written before the key existed
+        # The restored optimizer state carries the saved weight decay; this run's value wins (PBT may change it).
+        self._set_weight_decay(self.cfg.optim.weight_decay)
         self.resumed = True
         if self.rank == 0:
             log.info("resumed from step %d (epoch %d)", self.state.global_step, self.state.epoch)
@@ -237,10 +238,14 @@ class Trainer:
                 for group in self.optimizer.param_groups:
                     group["lr"] = value
             elif name == WEIGHT_DECAY:
-                for group in self.optimizer.param_groups:
-                    group["weight_decay"] = value if group.get("decays") else 0.0
+                self._set_weight_decay(value)
             else:
                 self.method.apply_schedule(name, value)
+
+    def _set_weight_decay(self, value: float) -> None:
+        """`value` on the groups that decay (param_groups' `decays`), 0 on biases, norms and tokens."""
+        for group in self.optimizer.param_groups:
+            group["weight_decay"] = value if group["decays"] else 0.0
 
     def _maybe_preview(self, batch: Batch) -> None:
         """Once per run, on the first batch (a resumed run showed its own already)."""

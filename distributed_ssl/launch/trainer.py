@@ -272,9 +272,9 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
             result = trainer.fit()
         except BaseException as exc:
             logger.finish("FAILED")
-            fatal = read_fatal(run_dir)
-            if fatal is not None or deterministic_cause(exc) is not None:
-                raise DatasetError(fatal or str(deterministic_cause(exc))) from None
+            fatal, cause = read_fatal(run_dir), deterministic_cause(exc)
+            if fatal is not None or cause is not None:
+                raise DatasetError(fatal or str(cause)) from None
             raise
     bad = ray.get(ledger.report.remote())
     if bad:
