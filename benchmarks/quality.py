@@ -1,11 +1,12 @@
-"""Representation quality of every method x modality recipe at one fixed budget, against a random-init encoder.
+"""Representation quality of every method x modality recipe at one fixed budget, against two free baselines.
 
-Each recipe in jobs/configs/ trains on its built-in sample set (`dssl data sample image|audio|lidar`) for the same
-number of optimizer steps per modality; the table reports kNN and linear top-1 on the val split, the same encoder
-at random init (the baseline, measured in the same run), the collapse monitor and the wall time:
+Each recipe in jobs/configs/ trains on a built-in set (`dssl data sample image|audio|lidar`; images: the
+photo-region set by default, `--image-set digits` for the quick one) for the same number of optimizer steps, once per
+seed; the table reports kNN and linear top-1 on the val split as mean ± std over the seeds, beside the same encoder
+at random init and the hand-made-feature kNN (both measured in the same runs), samples seen and the wall time:
 
-    python benchmarks/quality.py [--out runs/bench_quality] [--steps 40] [--modalities image,audio,lidar]
-                                 [--methods simclr,mae,byol,dino,jepa] [--readme README.md]
+    python benchmarks/quality.py [--out runs/bench_quality] [--steps 40] [--seeds 3] [--modalities image,audio,lidar]
+                                 [--methods simclr,mae,byol,dino,jepa] [--image-set photos] [--readme README.md]
 
 With --readme the table replaces the block between `<!-- quality:begin -->` and `<!-- quality:end -->`.
 """
@@ -16,6 +17,7 @@ import argparse
 import json
 import os
 import re
+import statistics
 import time
 from pathlib import Path
 
@@ -28,34 +30,52 @@ from distributed_ssl.launch.trainer import run_training  # noqa: E402
 RECIPES = Path(__file__).resolve().parents[1] / "jobs" / "configs"
 METHODS = ["simclr", "mae", "byol", "dino", "jepa"]
 MODALITIES = ["image", "audio", "lidar"]
-COLUMNS = ["recipe", "steps", "knn_top1", "knn_random_init", "linear_top1", "linear_random_init", "collapsed",
-           "wall_s"]
+COLUMNS = ["recipe", "data", "steps", "samples", "knn_top1", "knn_random_init", "knn_raw_features", "linear_top1",
+           "linear_random_init", "collapsed", "wall_s"]
+# the per-seed values a row keeps as mean ± std
+MEASURES = ["knn_top1", "knn_random_init", "linear_top1", "linear_random_init", "wall_s"]
 
 
-def sample_data(out: Path, modality: str) -> Path:
-    """The modality's built-in labeled sample set (train/ and val/), written once."""
-    data = out / "data" / modality
+def sample_data(out: Path, modality: str, image_set: str) -> Path:
+    """The modality's built-in labeled set (train/ and val/), written once."""
+    named = image_set if modality == "image" and image_set != "digits" else ""
+    data = out / "data" / (f"{modality}_{named}" if named else modality)
     if not (data / "train" / "manifest.json").exists():
-        if dssl(["data", "sample", modality, str(data)]) != 0:
+        if dssl(["data", "sample", modality, str(data), *(["--set", named] if named else [])]) != 0:
             raise RuntimeError(f"could not write the {modality} sample set to {data}")
     return data
 
 
-def measure(recipe: Path, data: Path, out: Path, steps: int) -> dict:
-    cfg = load_config(recipe, [f"data.train={data / 'train'}", f"data.eval={data}", f"run.dir={out / recipe.stem}",
+def measure(recipe: Path, data: Path, out: Path, steps: int, seed: int) -> dict:
+    cfg = load_config(recipe, [f"data.train={data / 'train'}", f"data.eval={data}",
+                               f"run.dir={out / f'{recipe.stem}_seed{seed}'}", f"train.seed={seed}",
                                f"train.max_steps={steps}", "train.epochs=1000", "train.eval_every_epochs=1000",
                                "train.checkpoint_every=100000", f"tracking.uri=sqlite:///{out}/mlflow.db",
                                "tracking.experiment=bench_quality"])
     started = time.time()
     summary = run_training(cfg, overwrite=True)
-    return {"recipe": recipe.stem, "steps": summary["steps"], "knn_top1": summary["knn_top1"],
-            "knn_random_init": summary["knn_top1_random_init"], "linear_top1": summary.get("linear_top1"),
+    return {"recipe": recipe.stem, "data": data.name, "steps": summary["steps"],
+            "samples": summary["steps"] * cfg.train.batch_size * cfg.scaling.num_workers,
+            "knn_top1": summary["knn_top1"], "knn_random_init": summary["knn_top1_random_init"],
+            "knn_raw_features": summary.get("knn_top1_raw_features"), "linear_top1": summary.get("linear_top1"),
             "linear_random_init": summary.get("linear_top1_random_init"), "collapsed": summary.get("collapsed"),
             "wall_s": round(time.time() - started, 1)}
 
 
+def over_seeds(runs: list[dict]) -> dict:
+    """One row for a recipe's seeds: mean ± std of MEASURES, the rest from the first run (collapsed: any)."""
+    row = dict(runs[0], collapsed=any(r["collapsed"] for r in runs), seeds=len(runs))
+    for key in MEASURES:
+        values = [r[key] for r in runs if r[key] is not None]
+        row[key] = (statistics.fmean(values), statistics.pstdev(values)) if values else None
+    return row
+
+
 def markdown(rows: list[dict]) -> str:
     def cell(v) -> str:
+        if isinstance(v, tuple):
+            mean, std = v
+            return f"{mean:.1f} ± {std:.1f}" if mean >= 10 else f"{mean:.3f} ± {std:.3f}"
         return "-" if v is None else (f"{v:.3f}" if isinstance(v, float) and abs(v) < 10 else str(v))
 
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
@@ -77,20 +97,25 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=40, help="optimizer steps of every recipe (the fixed budget)")
     p.add_argument("--modalities", default=",".join(MODALITIES))
     p.add_argument("--methods", default=",".join(METHODS))
+    p.add_argument("--seeds", type=int, default=3, help="runs per recipe (train.seed 0..N-1), reported as mean ± std")
+    p.add_argument("--image-set", default="photos", choices=["photos", "digits"],
+                   help="image data: photo regions (source-disjoint, the default) or the quick digits")
     p.add_argument("--readme", default=None, help="write the table into this README's quality block")
     args = p.parse_args()
     out = Path(args.out).resolve()
     rows = []
     for modality in args.modalities.split(","):
-        data = sample_data(out, modality)
+        data = sample_data(out, modality, args.image_set)
         for method in args.methods.split(","):
             recipe = RECIPES / f"{modality}_{method}.yaml"
             if not recipe.exists():
                 raise SystemExit(f"no recipe {recipe} (--modalities/--methods)")
-            rows.append(measure(recipe, data, out, args.steps))
+            runs = [measure(recipe, data, out, args.steps, seed) for seed in range(args.seeds)]
+            rows.append(over_seeds(runs))
             print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     table = markdown(rows)
-    print(f"\n{args.steps} optimizer steps per recipe, 2 Ray Train workers unless the recipe says otherwise\n")
+    print(f"\n{args.steps} optimizer steps per recipe, {args.seeds} seeds (mean ± std), 2 Ray Train workers "
+          "unless the recipe says otherwise\n")
     print(table)
     (out / "quality.md").write_text(table + "\n")
     (out / "quality.json").write_text(json.dumps(rows, indent=2))

@@ -37,7 +37,11 @@ def _split_config_args(args: list[str]) -> tuple[str | None, list[str]]:
 def cmd_data_sample(ns: argparse.Namespace) -> int:
     from distributed_ssl.data.shard_sources import SampleOptions, options_from, shard_sources
 
-    manifests = shard_sources()[ns.modality].write_sample(ns.out, options_from(SampleOptions, ns))
+    source = shard_sources()[ns.modality]
+    if ns.set and ns.set not in source.sets:
+        known = ", ".join(source.sets) or "none besides the default"
+        raise SystemExit(f"error: --set {ns.set}: {ns.modality} has no such sample set (known: {known})")
+    manifests = source.write_sample(ns.out, options_from(SampleOptions, ns))
     for split, m in manifests.items():
         print(f"{ns.out}/{split}: {m.num_records} records, {len(m.shards)} shards, {len(m.classes)} classes")
     return 0
@@ -244,6 +248,9 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("modality", choices=list(sources),
                    help="; ".join(f"{name}: {source.sample}" for name, source in sources.items()))
     s.add_argument("out", help="output folder or URI")
+    named = "; ".join(f"{name}: {', '.join(src.sets)}" for name, src in sources.items() if src.sets)
+    s.add_argument("--set", default="", metavar="NAME",
+                   help=f"a named set instead of the modality's default ({named})")
     s.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
     s.add_argument("--per-class", type=int, default=60, help="audio/lidar: records per word or scene type")
     s.add_argument("--sample-rate", type=int, default=16000, help="audio: Hz (default 16000)")

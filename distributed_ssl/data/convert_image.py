@@ -61,10 +61,15 @@ def _convert(src: str, out: str, o: ConvertOptions) -> ConvertReport:
 
 
 def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
+    if o.set == "photos":
+        from distributed_ssl.data.sample_photos import write_photo_regions
+
+        return write_photo_regions(out, size=o.size, shard_size=o.shard_size or 512)
     from distributed_ssl.data.sample_image import write_digits
 
     return write_digits(out, size=o.size, val_fraction=o.val_fraction, shard_size=o.shard_size or 512)
 
 
-register_shard_source(ShardSource("image", files="jpg/png", sample="sklearn digits", convert=_convert,
-                                  write_sample=_write_sample))
+register_shard_source(ShardSource("image", files="jpg/png", sample="sklearn digits (--set photos: regions of 10 "
+                                  "real photographs, train and val from disjoint regions)", convert=_convert,
+                                  write_sample=_write_sample, sets=("photos",)))

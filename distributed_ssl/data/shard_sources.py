@@ -38,6 +38,7 @@ class SampleOptions:
 
     shard_size: int | None = None
     val_fraction: float = 0.2
+    set: str = ""  # which of a modality's sets; "" is its quick default (image: digits; also photos)
     size: int = 32  # image
     per_class: int = 60  # audio, lidar
     sample_rate: int = 16000  # audio
@@ -52,6 +53,7 @@ class ShardSource:
     sample: str  # what `dssl data sample` writes, for --help
     convert: Callable[[str, str, ConvertOptions], ConvertReport]  # (source folder, output URI, options)
     write_sample: Callable[[str, SampleOptions], dict[str, Manifest]]  # (output URI, options) → split manifests
+    sets: tuple[str, ...] = ()  # named sets beside the default one (`dssl data sample MODALITY OUT --set NAME`)
 
 
 _SOURCES: dict[str, ShardSource] = {}
