@@ -92,7 +92,9 @@ def make_shards(records: int, workdir: Path, seed: int = 0) -> Path:
     t1 = time.perf_counter()
     cmd = [sys.executable, "-m", "distributed_ssl.cli", "data", "convert", "image", str(src), str(out),
            "--val-fraction", "0", "--shard-size", "1024"]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{done.stderr[-3000:]}")
     print(f"made {records} JPEGs in {t1 - t0:.0f} s, converted to shards in {time.perf_counter() - t1:.0f} s",
           flush=True)
     return train
