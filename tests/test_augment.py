@@ -61,3 +61,35 @@ def test_mask_has_exact_ratio_per_row():
         assert mask.dtype == torch.bool
         assert (mask.sum(dim=1) == round(ratio * 64)).all()
     assert not torch.equal(random_patch_mask(4, 64, 0.5, _gen(1)), random_patch_mask(4, 64, 0.5, _gen(2)))
+
+
+def _blur_all_with_identity(x, prob, sigma, gen):
+    """The earlier blur: every sample convolved, the unchosen ones with an identity kernel."""
+    import math
+
+    import torch.nn.functional as F
+
+    b, c, h, w = x.shape
+    radius = max(1, min(int(math.ceil(2 * sigma[1])), (min(h, w) - 1) // 2))
+    offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    sig = sigma[0] + (sigma[1] - sigma[0]) * torch.rand(b, generator=gen)
+    kernel = torch.exp(-(offsets.view(1, -1) ** 2) / (2 * sig.view(-1, 1) ** 2))
+    kernel = kernel / kernel.sum(dim=1, keepdim=True)
+    apply = (torch.rand(b, generator=gen) < prob).view(-1, 1)
+    kernel = torch.where(apply, kernel, (offsets == 0).float().expand(b, -1)).repeat_interleave(c, dim=0)
+    k = kernel.shape[1]
+    flat = F.pad(x.reshape(1, b * c, h, w), (radius,) * 4, mode="reflect")
+    flat = F.conv2d(flat, kernel.view(b * c, 1, 1, k), groups=b * c)
+    flat = F.conv2d(flat, kernel.view(b * c, 1, k, 1), groups=b * c)
+    return flat.view(b, c, h, w), apply.view(-1)
+
+
+def test_blur_convolves_only_the_chosen_samples_and_matches_the_full_blur():
+    x = torch.rand(32, 3, 24, 24)
+    out = random_gaussian_blur(x, 0.5, (0.3, 1.5), _gen())
+    old, chosen = _blur_all_with_identity(x, 0.5, (0.3, 1.5), _gen())
+    assert 0 < chosen.sum() < len(chosen)
+    assert torch.equal(out[~chosen], x[~chosen])  # unblurred samples: the input, bit for bit
+    assert torch.allclose(out, old, atol=1e-6)  # the same randomness and the same blur as before
+    assert not torch.allclose(out[chosen], x[chosen])
+    assert torch.equal(random_gaussian_blur(x, 1e-9, (0.3, 1.5), _gen()), x)  # none chosen: no work, no change

@@ -55,3 +55,22 @@ def test_streaming_branch_verifies_every_shard(ray_cluster, digits, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(Exception, match=rf"shard {path} has sha256 [0-9a-f]{{64}}.*records [0-9a-f]{{64}}"):
         read_train_records(cfg, ["id", "image"]).materialize()
+
+
+def test_streaming_local_shuffle_is_fresh_each_epoch_and_repeats_for_a_seed(ray_cluster, digits):
+    from distributed_ssl.data.manifest import load_manifest
+    from distributed_ssl.data.train_records import read_train_records
+
+    def two_epochs(seed) -> list[list[str]]:
+        overrides = [f"data.train={digits / 'train'}", "data.cache_raw_mb=0", "data.shuffle=local"]
+        cfg = load_config(None, [*overrides, *([f"data.shuffle_seed={seed}"] if seed is not None else [])])
+        ds = read_train_records(cfg, ["id"])
+        ds.context.execution_options.preserve_order = True  # the order the shuffle made, not task timing
+        return [[row["id"] for row in ds.iter_rows()] for _ in range(2)]
+
+    n = load_manifest(str(digits / "train")).num_records
+    first = two_epochs(7)
+    assert all(len(e) == len(set(e)) == n for e in first)  # each epoch: every record once
+    assert first[0] != first[1] and sorted(first[0]) == sorted(first[1])  # a fresh order each epoch
+    assert first == two_epochs(7)  # and the same sequence of orders for the same seed
+    assert two_epochs(None)[0] != two_epochs(None)[0]

@@ -110,6 +110,12 @@ class ImageConfig(ModalityKeys):
     augment_config: ClassVar[type[AugmentKeys]] = ImageAugmentConfig
     image_size: int = Field(32, ge=8, description="Side of the square a decoded image is resized to.")
     channels: Literal[1, 3] = 3
+    square: Literal["crop", "squash"] = Field(
+        "crop", description="How a non-square image becomes image_size x image_size: crop the central square of "
+        "the stored image (aspect ratio kept), or squash the whole image.")
+    jpeg_draft: bool = Field(
+        True, description="Decode JPEGs much larger than image_size at 1/2, 1/4 or 1/8 scale (Pillow's draft "
+        "mode), never below what the resize needs: a faster decode, nearly the same pixels.")
     mean: tuple[float, float, float] = (0.5, 0.5, 0.5)
     std: tuple[float, float, float] = (0.25, 0.25, 0.25)
 

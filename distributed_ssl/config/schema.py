@@ -43,6 +43,9 @@ class DataConfig(_Section):
         "local", description="full: global random_shuffle each epoch (an all-to-all barrier); local: random block "
         "order + a shuffle buffer in each worker, streamed; none.")
     local_shuffle_buffer: int = Field(512, ge=1)
+    shuffle_seed: int | None = Field(
+        None, description="Seed of the local shuffle's shard and block orders: None draws a fresh order each run "
+        "and epoch; an int gives every run the same sequence of epoch orders (each epoch still differs).")
     preprocess_batch_size: int = Field(128, ge=1, description="Records per Ray Data map_batches call.")
     preprocess_cpus: float = Field(0.5, gt=0, description="CPUs each Ray Data preprocessing task reserves.")
     cache_raw_mb: int = Field(

@@ -101,17 +101,35 @@ def to_8bit(img: Image.Image, mode: str) -> Image.Image:
     return img if img.mode == mode else img.convert(mode)
 
 
-def decode_image(data: bytes, mode: str, where: str, size: int | None = None) -> np.ndarray:
+def _center_square(width: int, height: int) -> tuple[int, int, int, int]:
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
+def decode_image(data: bytes, mode: str, where: str, size: int | None = None, draft: bool = False,
+                 square: str = "squash") -> np.ndarray:
     """Encoded bytes → uint8 [H, W, C] in `mode` ("L": C=1, "RGB": C=3), resized to size x size when given.
 
+    `square` says how a non-square image becomes size x size: "crop" cuts the central square from the stored
+    image and resizes that (the aspect ratio kept); "squash" resizes the whole image. With `draft`, a JPEG much
+    larger than `size` is decoded at 1/2, 1/4 or 1/8 scale in the DCT domain (`Image.draft`), never below what
+    the resize needs, which skips most of the decode work; other formats ignore it.
     Every failure is an ImageDecodeError naming `where` (ImageTooLargeError for images over MAX_IMAGE_PIXELS).
     """
     img = open_image(data, where)
     try:
         with img:
+            if size is not None and draft and img.format == "JPEG":
+                width, height = img.size
+                short = min(width, height) if square == "crop" else None
+                # The smallest scale whose result still covers the region the resize reads at `size` pixels.
+                need = ((-(-size * width // short), -(-size * height // short)) if short else (size, size))
+                img.draft(img.mode, need)
             out = to_8bit(img, mode)
             if size is not None and out.size != (size, size):
-                out = out.resize((size, size), Image.Resampling.BILINEAR)
+                box = _center_square(*out.size) if square == "crop" else None
+                out = out.resize((size, size), Image.Resampling.BILINEAR, box=box)
             pixels = np.asarray(out)
     except Exception as exc:  # Pillow raises many types (OSError, SyntaxError, ValueError...) on corrupt data
         raise ImageDecodeError(f"{where}: cannot decode image: {type(exc).__name__}: {exc}") from exc

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import ray.data
+from ray.data import RandomSeedConfig
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.kept_ids import KeptIds, check_matches, keep_rows, load_kept_ids
@@ -60,16 +62,33 @@ def _read_shard(fs: pafs.FileSystem, path: str, info: ShardInfo, modality: str, 
     return table.append_column("path", pa.array([path] * table.num_rows, pa.string()))
 
 
-def _read_listed_shards(listing: pa.Table, root: str, manifest: Manifest, columns: list[str]) -> pa.Table:
-    """The Ray Data step of the streaming branch: the shards named in `listing`, each read and verified."""
+def _shard_rng(seed: int | None, shard: int) -> np.random.Generator:
+    """The generator of one shard's row order in this execution (epoch) of the pipeline: fresh entropy without a
+    seed; with one, fixed by (seed, shard, Ray Data's execution index), so each epoch differs and a rerun repeats."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng([shard, ray.data.DataContext.get_current()._execution_idx, seed])
+
+
+def _read_listed_shards(listing: pa.Table, root: str, manifest: Manifest, columns: list[str],
+                        shuffle_seed: int | None = None, permute: bool = False) -> pa.Table:
+    """The Ray Data step of the streaming branch: the shards named in `listing`, each read and verified, and with
+    `permute` its rows in a random order (the shard order itself is shuffled before this step)."""
     fs, _ = storage.resolve(root)
-    tables = [_read_shard(fs, path, manifest.shards[i], manifest.modality, columns)
-              for path, i in zip(listing["path"].to_pylist(), listing["shard"].to_pylist(), strict=True)]
+    tables = []
+    for path, i in zip(listing["path"].to_pylist(), listing["shard"].to_pylist(), strict=True):
+        table = _read_shard(fs, path, manifest.shards[i], manifest.modality, columns)
+        if permute:
+            table = table.take(_shard_rng(shuffle_seed, i).permutation(table.num_rows))
+        tables.append(table)
     return pa.concat_tables(tables)
 
 
 def read_train_records(cfg: SSLConfig, columns: list[str], manifest: Manifest | None = None) -> ray.data.Dataset:
-    """The raw records of data.train (the modality's `columns`), restricted to `data.keep_ids` when set."""
+    """The raw records of data.train (the modality's `columns`), restricted to `data.keep_ids` when set.
+
+    The streaming branch with `data.shuffle=local` returns them already shuffled (shard order and rows within a
+    shard, afresh each epoch); the cached branch returns them in shard order."""
     manifest = manifest or open_train_manifest(cfg)
     fs, _ = storage.resolve(cfg.data.train)
     paths = shard_paths(cfg.data.train, manifest)
@@ -86,11 +105,21 @@ def read_train_records(cfg: SSLConfig, columns: list[str], manifest: Manifest | 
     # Larger sets stream from storage every epoch, one Ray task a shard, each shard verified like the small-set
     # path (sha256, exact schema, no pickled objects) before any of its values is used: `read_parquet` would
     # decode whatever the file holds.
+    # With a local shuffle the shard list is put in a random order before any shard is read (a fresh order each
+    # execution, i.e. each epoch) and every shard's rows are permuted as it is read: the stream starts at once,
+    # where `randomize_block_order` after the read would be a barrier that reads the whole set first. The read
+    # reserves the CPUs of a preprocessing task, so Ray Data fuses it with the decode + views step: one task reads a
+    # shard and makes its views, and raw bytes never pass through the object store.
+    local = cfg.data.shuffle == "local"
     shards = ray.data.from_items([{"path": path, "shard": i} for i, path in enumerate(paths)],
                                  override_num_blocks=len(paths))
+    if local:
+        shards = shards.randomize_block_order(seed=RandomSeedConfig(seed=cfg.data.shuffle_seed,
+                                                                    reseed_after_execution=True))
     ds = shards.map_batches(functools.partial(_read_listed_shards, root=cfg.data.train, manifest=manifest,
-                                              columns=columns), batch_format="pyarrow", batch_size=1)
+                                              columns=columns, shuffle_seed=cfg.data.shuffle_seed, permute=local),
+                            batch_format="pyarrow", batch_size=1, num_cpus=cfg.data.preprocess_cpus)
     if kept_array is not None:
         ds = ds.map_batches(functools.partial(keep_rows, kept=kept_array), batch_format="pyarrow",
-                            batch_size=None, zero_copy_batch=True)
+                            batch_size=None, zero_copy_batch=True, num_cpus=cfg.data.preprocess_cpus)
     return ds

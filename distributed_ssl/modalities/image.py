@@ -34,7 +34,8 @@ class ImageModality:
     record_columns = ["id", "image"]
 
     def decode(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
-        """Encoded bytes → float [B, C, S, S] in [0, 1], resized to `modality.image_size`.
+        """Encoded bytes → float [B, C, S, S] in [0, 1], resized to `modality.image_size` (`modality.square`:
+        the central square of a non-square image, or the whole image squashed; `modality.jpeg_draft`).
 
         Pixels come from `data.image_io.decode_image`, as in the converter: high-bit modes scaled by their bit
         range, transparency composited on `ALPHA_BACKGROUND`, images over `MAX_IMAGE_PIXELS` refused."""
@@ -43,7 +44,8 @@ class ImageModality:
         for i, data in enumerate(batch["image"]):
             rid = batch["id"][i] if "id" in batch else i
             try:
-                out[i] = decode_image(data, mode, where=f"record {rid!r}", size=size)
+                out[i] = decode_image(data, mode, where=f"record {rid!r}", size=size, draft=self.config.jpeg_draft,
+                                      square=self.config.square)
             except ImageDecodeError as exc:  # its message names the record already
                 raise RecordDecodeError(str(exc)) from exc
             except Exception as exc:  # e.g. a TypeError for a value that is not bytes
@@ -66,14 +68,14 @@ class ImageModality:
                 view = light_view(raw, size, self.augment, gen)
             else:
                 view = raw
-            out[f"view_{v}"] = self._normalize(view).numpy().astype(np.float32)
+            out[f"view_{v}"] = self._normalize(view).numpy()  # float32 already: no copy
         if spec.num_local_views:
             local_augment = self.augment.model_copy(update={"crop_scale_min": spec.local_scale[0],
                                                             "crop_scale_max": spec.local_scale[1]})
             local_px = self.local_size(spec)
             for v in range(spec.num_local_views):
                 view = strong_view(raw, local_px, local_augment, gen)
-                out[f"local_{v}"] = self._normalize(view).numpy().astype(np.float32)
+                out[f"local_{v}"] = self._normalize(view).numpy()
         if spec.mask:
             side = self.config.image_size // self.patch_size
             out.update(grid_masks(spec, raw.shape[0], (side, side), self.mask, gen))

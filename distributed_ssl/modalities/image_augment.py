@@ -1,7 +1,7 @@
 """Batched image augmentations in torch: every op works on a whole [B, C, H, W] batch at once.
 
 Random resized crop and flip are one affine `grid_sample`; colour jitter, grayscale and blur use per-sample
-parameters broadcast over the batch (blur is a grouped convolution with one kernel per sample).
+parameters broadcast over the batch (blur is a grouped convolution with one kernel per blurred sample).
 """
 
 from __future__ import annotations
@@ -86,24 +86,27 @@ def random_grayscale(x: torch.Tensor, prob: float, gen: torch.Generator) -> torc
 
 def random_gaussian_blur(x: torch.Tensor, prob: float, sigma: tuple[float, float],
                          gen: torch.Generator) -> torch.Tensor:
-    """Separable Gaussian blur with a per-sample sigma; unblurred samples get an identity kernel."""
+    """Separable Gaussian blur with a per-sample sigma, on the samples drawn for it (`prob`) only: the others are
+    returned as they are, with no convolution (an identity kernel on them used to be most of the blur's time)."""
     if prob <= 0:
         return x
     b, c, h, w = x.shape
     radius = max(1, min(int(math.ceil(2 * sigma[1])), (min(h, w) - 1) // 2))
     offsets = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    sig = _uniform(b, *sigma, gen)
-    kernel = torch.exp(-(offsets.view(1, -1) ** 2) / (2 * sig.view(-1, 1) ** 2))
-    kernel = kernel / kernel.sum(dim=1, keepdim=True)
-    identity = (offsets == 0).float().expand(b, -1)
-    apply = (torch.rand(b, generator=gen) < prob).view(-1, 1)
-    kernel = torch.where(apply, kernel, identity).repeat_interleave(c, dim=0)  # [B*C, k]
+    sig = _uniform(b, *sigma, gen)  # drawn for every sample, so the random stream does not depend on `apply`
+    apply = torch.rand(b, generator=gen) < prob
+    chosen = apply.nonzero().squeeze(1)
+    n = chosen.numel()
+    if n == 0:
+        return x
+    kernel = torch.exp(-(offsets.view(1, -1) ** 2) / (2 * sig[chosen].view(-1, 1) ** 2))
+    kernel = (kernel / kernel.sum(dim=1, keepdim=True)).repeat_interleave(c, dim=0)  # [n*C, k]
     k = kernel.shape[1]
-    flat = x.reshape(1, b * c, h, w)
+    flat = x[chosen].reshape(1, n * c, h, w)
     flat = F.pad(flat, (radius, radius, radius, radius), mode="reflect")
-    flat = F.conv2d(flat, kernel.view(b * c, 1, 1, k), groups=b * c)
-    flat = F.conv2d(flat, kernel.view(b * c, 1, k, 1), groups=b * c)
-    return flat.view(b, c, h, w)
+    flat = F.conv2d(flat, kernel.view(n * c, 1, 1, k), groups=n * c)
+    flat = F.conv2d(flat, kernel.view(n * c, 1, k, 1), groups=n * c)
+    return x.index_copy(0, chosen, flat.view(n, c, h, w))
 
 
 def strong_view(x: torch.Tensor, out_size: int, cfg: ImageAugmentConfig, gen: torch.Generator) -> torch.Tensor:

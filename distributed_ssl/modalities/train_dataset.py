@@ -5,13 +5,21 @@ from __future__ import annotations
 import functools
 
 import ray.data
+from ray.data import RandomSeedConfig
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.manifest import Manifest
-from distributed_ssl.data.train_records import open_train_manifest, read_train_records
+from distributed_ssl.data.train_records import (
+    fits_in_object_store_cache,
+    open_train_manifest,
+    read_train_records,
+)
 from distributed_ssl.modalities.preprocess import make_views_batch
 from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
+
+# Output blocks of the streaming branch's read + views tasks (Ray Data's default is 128 MiB).
+STREAMED_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None,
@@ -32,8 +40,16 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
         ds = ds.union(*[ds] * (epochs_per_pass - 1))  # the same blocks again, not copies
     if cfg.data.shuffle == "full":
         ds = ds.random_shuffle()
-    elif cfg.data.shuffle == "local":
-        ds = ds.randomize_block_order()
+    elif cfg.data.shuffle == "local" and fits_in_object_store_cache(cfg, manifest):
+        # Cached blocks in a random order; a streamed set comes shuffled from its read (shard order and rows),
+        # with no barrier before the first batch (data/train_records.py).
+        ds = ds.randomize_block_order(seed=RandomSeedConfig(seed=cfg.data.shuffle_seed, reseed_after_execution=True))
     fn = functools.partial(make_views_batch, modality=modality, spec=spec, ledger=ledger)
-    return ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
-                          num_cpus=cfg.data.preprocess_cpus)
+    ds = ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
+                        num_cpus=cfg.data.preprocess_cpus)
+    if not fits_in_object_store_cache(cfg, manifest):
+        # A streamed shard is read and turned into views by one task (data/train_records.py); smaller output blocks
+        # let its first views go to the trainer while it works on the rest, instead of the whole shard at its end.
+        ds.context.target_max_block_size = min(ds.context.target_max_block_size or STREAMED_BLOCK_BYTES,
+                                               STREAMED_BLOCK_BYTES)
+    return ds
