@@ -36,18 +36,19 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     ray.data.DataContext.get_current().enable_progress_bars = False
     modality = build_modality(cfg)  # built once here from its config sections, shipped in the map_batches partial
     ds = read_train_records(cfg, modality.record_columns, manifest)
+    streamed = not fits_in_object_store_cache(cfg, manifest)  # the branch read_train_records took
     if epochs_per_pass > 1:
         ds = ds.union(*[ds] * (epochs_per_pass - 1))  # the same blocks again, not copies
     if cfg.data.shuffle == "full":
         ds = ds.random_shuffle()
-    elif cfg.data.shuffle == "local" and fits_in_object_store_cache(cfg, manifest):
+    elif cfg.data.shuffle == "local" and not streamed:
         # Cached blocks in a random order; a streamed set comes shuffled from its read (shard order and rows),
         # with no barrier before the first batch (data/train_records.py).
         ds = ds.randomize_block_order(seed=RandomSeedConfig(seed=cfg.data.shuffle_seed, reseed_after_execution=True))
     fn = functools.partial(make_views_batch, modality=modality, spec=spec, ledger=ledger)
     ds = ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
                         num_cpus=cfg.data.preprocess_cpus)
-    if not fits_in_object_store_cache(cfg, manifest):
+    if streamed:
         # A streamed shard is read and turned into views by one task (data/train_records.py); smaller output blocks
         # let its first views go to the trainer while it works on the rest, instead of the whole shard at its end.
         ds.context.target_max_block_size = min(ds.context.target_max_block_size or STREAMED_BLOCK_BYTES,
