@@ -1,7 +1,8 @@
 """Which recipe levers move kNN above the random-init encoder: one plain training loop per variant, one table.
 
 Every variant is the same recipe with a few dotted overrides, trained in this process (no Ray, no DeepSpeed: the
-project's own method, modality augmentations and kNN probe, AdamW with the recipe's warm-up + cosine schedule) for
+project's own method, modality augmentations and kNN probe, AdamW with the Trainer's own schedules from
+engine/schedules.py, and `on_step_end` after each step, so an EMA teacher follows as in a real run) for
 the same steps and seed; kNN top-1 on the val split is measured at random init and every `--eval-every` steps.
 A quick way to find why a method learns less per sample before spending a sweep on it:
 
@@ -14,7 +15,6 @@ The default variants are the augmentation levers of the image SimCLR recipe on t
 from __future__ import annotations
 
 import argparse
-import math
 import shlex
 import time
 from pathlib import Path
@@ -26,6 +26,7 @@ import torch
 from distributed_ssl.cli import main as dssl
 from distributed_ssl.config import load_config
 from distributed_ssl.data.manifest import shard_paths
+from distributed_ssl.engine.schedules import LR, WEIGHT_DECAY, build_schedules, values_at
 from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.evaluation.raw_features import raw_feature_knn
@@ -46,14 +47,6 @@ def train_records(data: str, columns: list[str]) -> dict[str, np.ndarray]:
     return {c: np.concatenate([t[c].to_numpy(zero_copy_only=False) for t in tables]) for c in columns}
 
 
-def lr_at(step: int, steps: int, lr: float, min_lr: float, warmup_fraction: float) -> float:
-    warm = int(warmup_fraction * steps)
-    if step < warm:
-        return lr * (step + 1) / warm
-    t = (step - warm) / max(1, steps - warm)
-    return min_lr + 0.5 * (lr - min_lr) * (1 + math.cos(math.pi * t))
-
-
 def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch: int, eval_every: int,
                 seed: int) -> dict:
     """kNN at random init and every `eval_every` steps of one plain-loop run, and its wall time."""
@@ -65,6 +58,7 @@ def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch:
     splits = load_labeled(data, cfg)
     method = build_method(cfg)
     opt = torch.optim.AdamW(method.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    schedules = build_schedules(cfg, method.schedules, steps)  # the Trainer's own per-step arrays
 
     def knn() -> float:
         method.eval()
@@ -84,12 +78,18 @@ def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch:
         pos += batch
         views = make_views_batch({c: v[idx] for c, v in records.items()}, modality, spec, seed=seed * 100_000 + step)
         inputs = {k: torch.from_numpy(v) for k, v in views.items() if k != "label"}
+        values = values_at(schedules, step)
         for group in opt.param_groups:
-            group["lr"] = lr_at(step, steps, cfg.optim.lr, cfg.optim.min_lr, cfg.optim.warmup_fraction)
+            group["lr"] = values[LR]
+            if WEIGHT_DECAY in values:
+                group["weight_decay"] = values[WEIGHT_DECAY]
+        for name in method.schedules:
+            method.apply_schedule(name, values[name])
         loss = method(inputs)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
+        method.on_step_end(step + 1)  # finished steps, from 1: an EMA teacher follows as in the Trainer
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             row["knn"][step + 1] = knn()
     row["wall_s"] = time.perf_counter() - started
