@@ -74,3 +74,18 @@ def test_streaming_local_shuffle_is_fresh_each_epoch_and_repeats_for_a_seed(ray_
     assert first[0] != first[1] and sorted(first[0]) == sorted(first[1])  # a fresh order each epoch
     assert first == two_epochs(7)  # and the same sequence of orders for the same seed
     assert two_epochs(None)[0] != two_epochs(None)[0]
+
+
+def test_preprocessing_tasks_are_capped_at_the_cores_of_a_one_machine_ray(ray_cluster, digits):
+    """A local Ray declares more CPUs than cores; each preprocessing task is a process that imports torch as it
+    starts, so on one machine at most one task per core runs (an explicit data.preprocess_tasks wins)."""
+    from distributed_ssl.data.preprocess_tasks import machine_cores, preprocess_concurrency
+
+    assert ray_cluster.cluster_resources()["CPU"] > machine_cores()  # the fixture's Ray over-declares, as dssl's does
+    cfg = load_config(None, [f"data.train={digits / 'train'}"])
+    assert preprocess_concurrency(cfg) == machine_cores()
+    one = load_config(None, [f"data.train={digits / 'train'}", "data.preprocess_tasks=1"])
+    assert preprocess_concurrency(one) == 1
+    for branch in ("data.cache_raw_mb=256", "data.cache_raw_mb=0"):  # cached and streamed: every record, once
+        capped = load_config(None, [f"data.train={digits / 'train'}", "data.preprocess_tasks=1", branch])
+        assert build_train_dataset(capped, view_spec_for(capped)).count() == 1438

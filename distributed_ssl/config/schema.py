@@ -48,6 +48,10 @@ class DataConfig(_Section):
         "and epoch; an int gives every run the same sequence of epoch orders (each epoch still differs).")
     preprocess_batch_size: int = Field(128, ge=1, description="Records per Ray Data map_batches call.")
     preprocess_cpus: float = Field(0.5, gt=0, description="CPUs each Ray Data preprocessing task reserves.")
+    preprocess_tasks: int | None = Field(
+        None, ge=1, description="At most this many Ray Data preprocessing tasks at once. None: the machine's core "
+        "count when every Ray node runs on this machine (each task is a process that spends seconds importing "
+        "torch as it starts, and a local Ray declares more CPUs than cores), no cap on a multi-machine cluster.")
     cache_raw_mb: int = Field(
         256, ge=0, description="Shard sets smaller than this are read once by the driver and kept in Ray's object "
         "store, so no epoch lists or reads files; 0 streams from storage (read_parquet) every epoch.")

@@ -1,0 +1,38 @@
+"""How many Ray Data preprocessing tasks may run at once.
+
+Each preprocessing task runs in a Ray worker process that imports torch and the modality code when it starts (a few
+seconds of CPU). Ray Data starts as many tasks as there are free logical CPU slots; a laptop's or a test's local Ray
+declares more logical CPUs than the machine has cores (so train workers and data tasks both get slots), and on two
+cores eight tasks starting at once cost more than the whole epoch they produce. When every Ray node runs on this
+machine, the tasks are therefore capped at its core count; a cluster of several machines is left to Ray Data.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import ray
+
+from distributed_ssl.config.schema import SSLConfig
+
+
+def machine_cores() -> int:
+    """Cores this process may run on (the affinity mask, which a container's CPU set narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
+
+def all_nodes_on_this_machine() -> bool:
+    """True when every alive Ray node has this machine's address (a local Ray, or a fake multi-node cluster)."""
+    here = {ray.util.get_node_ip_address(), "127.0.0.1", socket.gethostbyname("localhost")}
+    return all(node["NodeManagerAddress"] in here for node in ray.nodes() if node["Alive"])
+
+
+def preprocess_concurrency(cfg: SSLConfig) -> int | None:
+    """`data.preprocess_tasks` when set; else the core count on a one-machine Ray, else None (Ray Data decides)."""
+    if cfg.data.preprocess_tasks is not None:
+        return cfg.data.preprocess_tasks
+    return machine_cores() if all_nodes_on_this_machine() else None
