@@ -60,6 +60,7 @@ lint: $(BIN)/.installed
 
 bench: $(BIN)/.installed data/digits/train/manifest.json
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/pipeline_startup.py
 	$(BIN)/python benchmarks/train_overhead.py
 
 clean:
