@@ -27,10 +27,10 @@ from pathlib import Path
 import ray
 
 from distributed_ssl.config import load_config
-from distributed_ssl.data.preprocess_tasks import machine_cores
 from distributed_ssl.data.sample_image import write_digits
 from distributed_ssl.methods.registry import view_spec_for
 from distributed_ssl.modalities.train_dataset import build_train_dataset
+from distributed_ssl.util.machine import machine_cores
 
 ROOT = Path(__file__).resolve().parents[1]
 EPOCHS_PER_PASS = 2  # what the tests' 2-epoch runs on this set stream through one pass (8 blocks)

@@ -79,7 +79,8 @@ def test_streaming_local_shuffle_is_fresh_each_epoch_and_repeats_for_a_seed(ray_
 def test_preprocessing_tasks_are_capped_at_the_cores_of_a_one_machine_ray(ray_cluster, digits):
     """A local Ray declares more CPUs than cores; each preprocessing task is a process that imports torch as it
     starts, so on one machine at most one task per core runs (an explicit data.preprocess_tasks wins)."""
-    from distributed_ssl.data.preprocess_tasks import machine_cores, preprocess_concurrency
+    from distributed_ssl.data.preprocess_tasks import preprocess_concurrency
+    from distributed_ssl.util.machine import machine_cores
 
     assert ray_cluster.cluster_resources()["CPU"] > machine_cores()  # the fixture's Ray over-declares, as dssl's does
     cfg = load_config(None, [f"data.train={digits / 'train'}"])

@@ -9,20 +9,12 @@ machine, the tasks are therefore capped at its core count; a cluster of several 
 
 from __future__ import annotations
 
-import os
 import socket
 
 import ray
 
 from distributed_ssl.config.schema import SSLConfig
-
-
-def machine_cores() -> int:
-    """Cores this process may run on (the affinity mask, which a container's CPU set narrows)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # macOS
-        return os.cpu_count() or 1
+from distributed_ssl.util.machine import machine_cores
 
 
 def all_nodes_on_this_machine() -> bool:

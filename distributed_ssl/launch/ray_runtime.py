@@ -13,6 +13,7 @@ import ray
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.launch.console import is_verbose
+from distributed_ssl.util.machine import machine_cores
 
 log = logging.getLogger("distributed_ssl.ray")
 
@@ -52,7 +53,7 @@ def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
         keep_ray_data_helpers_on_this_node()
         return
     needed = max(math.ceil(cfg.scaling.num_workers * cfg.scaling.cpus_per_worker) + 2, math.ceil(min_cpus))
-    num_cpus = cfg.run.ray_num_cpus or max(needed, 4, os.cpu_count() or 1)
+    num_cpus = cfg.run.ray_num_cpus or max(needed, 4, machine_cores())
     # address="local": never attach to some other cluster `ray start` left on this machine.
     ray.init(address="local", num_cpus=num_cpus, object_store_memory=cfg.run.object_store_mb * 1024 * 1024,
              dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=is_verbose())

@@ -33,6 +33,7 @@ from distributed_ssl.launch.sweep_trial import run_trial
 from distributed_ssl.launch.trainer import absolute_paths, check_cluster, protected_paths, validate_inputs
 from distributed_ssl.tracking.mlflow_tracking import RunLogger, create_run, tracking_uri_for
 from distributed_ssl.util import storage
+from distributed_ssl.util.machine import machine_cores
 from distributed_ssl.util.run_dir import RunDir
 
 log = logging.getLogger("distributed_ssl.tune")
@@ -74,7 +75,7 @@ def _concurrency(cfg: SSLConfig) -> int | None:
     if cfg.run.ray_address or os.environ.get("RAY_ADDRESS"):
         return None
     workers = cfg.scaling.num_workers * cfg.scaling.cpus_per_worker
-    return max(1, math.floor((os.cpu_count() or 1) / workers))
+    return max(1, math.floor(machine_cores() / workers))
 
 
 def _search_alg(cfg: SSLConfig):
