@@ -52,6 +52,16 @@ def tiny_overrides(digits: Path, run_dir: Path, **extra) -> list[str]:
     return [f"{k}={v}" for k, v in values.items()]
 
 
+def assert_loss_falls(values: list[float]) -> None:
+    """The mean of the last quarter of a run's logged loss windows under that of the first quarter (at least two
+    windows each). A window's loss varies from batch to batch by a few hundredths (more for contrastive losses at
+    small batches), so a run that asserts this must be long enough to learn more than that."""
+    assert len(values) >= 6, values
+    quarter = max(2, len(values) // 4)
+    head, tail = sum(values[:quarter]) / quarter, sum(values[-quarter:]) / quarter
+    assert tail < head, values
+
+
 # What only Ray's, DeepSpeed's and torch's own output prints; none of it may reach the console without -v.
 LIBRARY_OUTPUT = ("RayTrainWorker", "TrainController", "TrainingReport", "SplitCoordinator", "Setting accelerator",
                   "FutureWarning", "core_worker", "deepspeed_shm_comm_op", "Started a local Ray instance",

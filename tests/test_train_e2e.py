@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from distributed_ssl.cli import main
 from distributed_ssl.config import load_config
 from distributed_ssl.launch.trainer import run_training
-from tests.conftest import tiny_overrides
+from tests.conftest import assert_loss_falls, tiny_overrides
 
 RECIPES = Path(__file__).resolve().parents[1] / "jobs" / "configs"
 SUMMARY_FIELDS = {"method", "modality", "steps", "epochs", "knn_top1", "knn_top1_random_init", "samples_per_s",
@@ -24,11 +24,6 @@ def _loss_history(summary):
     hist = sorted(client.get_metric_history(summary["mlflow_run_id"], "loss"), key=lambda m: m.step)
     return client, [m.step for m in hist], [m.value for m in hist]
 
-
-def _assert_loss_falls(values):
-    assert len(values) >= 4
-    head, tail = sum(values[:2]) / 2, sum(values[-2:]) / 2
-    assert tail < head, values
 
 
 def _train_tiny(recipe: str, digits: Path, run_dir: Path, method: str, **extra) -> tuple[dict, dict]:
@@ -43,9 +38,13 @@ def _train_tiny(recipe: str, digits: Path, run_dir: Path, method: str, **extra) 
 @pytest.mark.slow
 def test_simclr_zero2_trains_logs_and_resumes(ray_cluster, digits, tmp_path):
     run_dir = tmp_path / "simclr"
+    # 40 steps: SimCLR starts at the chance loss ln(127) and moves off it by ~0.2 in 40 steps, by only ~0.04 in
+    # 16 (within the batch-to-batch spread of the logged loss).
     summary, on_disk = _train_tiny("image_simclr.yaml", digits, run_dir, "simclr",
-                                   **{"train.max_steps": 16, "deepspeed.zero_stage": 2, "tracking.log_model": True})
-    assert on_disk["steps"] == 16 and on_disk["modality"] == "image"
+                                   **{"train.max_steps": 40, "train.epochs": 3, "train.eval_every_epochs": 3,
+                                      "train.checkpoint_every": 20,
+                                      "deepspeed.zero_stage": 2, "tracking.log_model": True})
+    assert on_disk["steps"] == 40 and on_disk["modality"] == "image"
     assert on_disk["knn_top1"] > 0.2 and on_disk["samples_per_s"] > 0  # 10 classes: chance is 0.1
     # Where the time went: waiting for input, probing, between epochs.
     assert 0.0 < on_disk["input_wait_fraction"] < 1.0 and on_disk["eval_seconds"] > 0
@@ -68,7 +67,7 @@ def test_simclr_zero2_trains_logs_and_resumes(ray_cluster, digits, tmp_path):
     np.testing.assert_allclose(np.asarray(model.predict(example)), expected, atol=1e-4)
 
     client, steps, values = _loss_history(summary)
-    _assert_loss_falls(values)
+    assert_loss_falls(values)
     run = client.get_run(summary["mlflow_run_id"])
     assert run.data.params["train.batch_size"] == "32" and run.data.params["deepspeed.zero_stage"] == "2"
     assert {"knn_top1", "lr", "samples_per_s", "loss"} <= set(run.data.metrics)
@@ -77,10 +76,10 @@ def test_simclr_zero2_trains_logs_and_resumes(ray_cluster, digits, tmp_path):
     assert run.info.status == "FINISHED"
 
     # Resume with a larger step budget: the step count continues, in the same MLflow run.
-    resumed = run_training(load_config(run_dir / "config.yaml", ["train.max_steps=24"]), resume=True)
-    assert resumed["steps"] == 24 and resumed["mlflow_run_id"] == summary["mlflow_run_id"]
+    resumed = run_training(load_config(run_dir / "config.yaml", ["train.max_steps=48"]), resume=True)
+    assert resumed["steps"] == 48 and resumed["mlflow_run_id"] == summary["mlflow_run_id"]
     _, steps_after, _ = _loss_history(resumed)
-    assert max(steps_after) == 24 and steps_after.count(16) == 1  # nothing before step 16 was redone
+    assert max(steps_after) == 48 and steps_after.count(40) == 1  # nothing before step 40 was redone
 
     # A fresh run into the same dir is refused rather than silently resuming or overwriting.
     assert main(["train", str(RECIPES / "image_simclr.yaml"), *tiny_overrides(digits, run_dir)]) == 2
@@ -104,7 +103,7 @@ def test_mae_zero3_trains_and_skips_corrupt_records(ray_cluster, digits, digits_
     assert summary["steps"] == 30 and summary["zero_stage"] == 3 and summary["method"] == "mae"
     assert summary["knn_top1"] > 0.2 and summary["knn_top1_random_init"] > 0.2  # 10 digits: chance is 0.1
     _, _, values = _loss_history(summary)
-    _assert_loss_falls(values)
+    assert_loss_falls(values)
     assert (run_dir / "encoder.pt").exists()
 
 
@@ -148,7 +147,7 @@ def test_byol_zero3_trains_with_an_ema_teacher_through_a_tracking_outage(ray_clu
 
     client, steps, values = _loss_history(summary)
     assert steps == sorted(set(steps)) and steps[-1] == 16  # every window once, none twice
-    _assert_loss_falls(values)
+    assert_loss_falls(values)
     momentum = [m.value for m in sorted(client.get_metric_history(summary["mlflow_run_id"], "momentum"),
                                         key=lambda m: m.step)]
     assert momentum[0] >= 0.99 and all(b > a for a, b in pairwise(momentum)), momentum

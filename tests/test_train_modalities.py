@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 from distributed_ssl.config import load_config
 from distributed_ssl.data.manifest import load_manifest
 from distributed_ssl.launch.trainer import run_training
+from tests.conftest import assert_loss_falls
 
 RECIPES = Path(__file__).resolve().parents[1] / "jobs" / "configs"
 SUMMARY_FIELDS = {"method", "modality", "steps", "epochs", "knn_top1", "knn_top1_random_init", "samples_per_s",
@@ -22,7 +23,7 @@ def words(tmp_path_factory) -> Path:
     from distributed_ssl.data.sample_audio import write_spoken_words
 
     out = tmp_path_factory.mktemp("data") / "words"
-    write_spoken_words(str(out), per_word=16, words=["yes", "no", "up", "down", "stop"], val_fraction=0.25)
+    write_spoken_words(str(out), per_word=32, words=["yes", "no", "up", "down", "stop"], val_fraction=0.25)
     return out
 
 
@@ -45,13 +46,12 @@ def _run(recipe: str, data: Path, run_dir: Path, **extra) -> dict:
     summary = run_training(cfg)
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert SUMMARY_FIELDS <= set(on_disk) and all(on_disk[k] is not None for k in SUMMARY_FIELDS)
-    chance = 1 / len(load_manifest(str(data / "train")).classes)  # audio: 12 steps, unseen voices: 0.3 of 5 words
-    assert on_disk["steps"] == 12 and on_disk["knn_top1"] > chance and on_disk["samples_per_s"] > 0
+    chance = 1 / len(load_manifest(str(data / "train")).classes)  # audio: voices unseen in training
+    assert on_disk["steps"] == cfg.train.max_steps and on_disk["knn_top1"] > chance and on_disk["samples_per_s"] > 0
     assert (run_dir / "encoder.pt").exists()
     client = MlflowClient(summary["tracking_uri"])
-    values = [m.value for m in sorted(client.get_metric_history(summary["mlflow_run_id"], "loss"),
-                                      key=lambda m: m.step)]
-    assert len(values) >= 4 and sum(values[-2:]) / 2 < sum(values[:2]) / 2, values
+    assert_loss_falls([m.value for m in sorted(client.get_metric_history(summary["mlflow_run_id"], "loss"),
+                                               key=lambda m: m.step)])
     artifacts = {a.path for a in client.list_artifacts(summary["mlflow_run_id"])}
     assert {"encoder.pt", "summary.json", "views.png"} <= artifacts
     return on_disk
@@ -62,8 +62,8 @@ def test_audio_simclr_trains_on_spoken_words(ray_cluster, words, tmp_path):
     # also the run of ZeRO-1, bf16-mixed precision and gradient accumulation through Ray Train
     summary = _run("audio_simclr.yaml", words, tmp_path / "audio",
                    **{"model.encoder": "vit_debug", "deepspeed.zero_stage": 1, "deepspeed.precision": "bf16-mixed",
-                      "train.grad_accum": 2, "train.epochs": 12,  # 1 optimizer step an epoch
-                      "train.eval_every_epochs": 6})
+                      "train.grad_accum": 2, "train.epochs": 12, "train.max_steps": 36,  # 3 optimizer steps an
+                      "train.eval_every_epochs": 6})  # epoch; with 12 steps the loss fell less than it varies
     assert summary["modality"] == "audio" and summary["method"] == "simclr"
     assert summary["zero_stage"] == 1 and summary["precision"] == "bf16-mixed"
 
