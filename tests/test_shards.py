@@ -61,6 +61,24 @@ def test_convert_folder_round_trip(tmp_path):
     assert Image.open(png).size[0] > 100
 
 
+def test_converted_shards_mix_the_classes_the_same_way_each_time(tmp_path):
+    # A folder walk finds files class by class; shards written in that order would each hold one class, and a
+    # streamed local shuffle then draws batches of a few classes.
+    src = tmp_path / "folders"
+    for name in ("ant", "bee", "cat", "dog"):
+        (src / name).mkdir(parents=True)
+        for i in range(12):
+            Image.new("RGB", (8, 8), (20 * i, 40, 60)).save(src / name / f"{i}.png")
+    for out in ("a", "b"):
+        convert_image_folder(src, str(tmp_path / out), shard_size=8, val_fraction=0.0)
+    shards = shard_paths(str(tmp_path / "a" / "train"))
+    assert len(shards) == 6
+    for path in shards:
+        assert len(set(pq.read_table(path, columns=["label"]).column("label").to_pylist())) >= 3, path
+    again = shard_paths(str(tmp_path / "b" / "train"))
+    assert [pq.read_table(p).to_pylist() for p in shards] == [pq.read_table(p).to_pylist() for p in again]
+
+
 def test_convert_fail_mode_names_the_file(tmp_path):
     src = tmp_path / "photos"
     _write_images(src)

@@ -41,7 +41,8 @@ class DataConfig(_Section):
     )
     shuffle: Literal["full", "local", "none"] = Field(
         "local", description="full: global random_shuffle each epoch (an all-to-all barrier); local: random block "
-        "order + a shuffle buffer in each worker, streamed; none.")
+        "order + a shuffle buffer in each worker, streamed, which mixes only within the shards being read (our "
+        "converters write every shard with the classes mixed; use full for shards written class by class); none.")
     local_shuffle_buffer: int = Field(512, ge=1)
     shuffle_seed: int | None = Field(
         None, description="Seed of the local shuffle's shard and block orders: None draws a fresh order each run "

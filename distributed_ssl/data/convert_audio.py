@@ -29,7 +29,7 @@ def convert_audio_folder(src: str | Path, out_uri: str, sample_rate: int = 16000
     here, once, so training never pays for resampling; FLAC keeps the samples exact at half the size.
     Files over `max_file_mb` are skipped unread."""
     src = Path(src).expanduser()
-    found = find_labeled_files(src, AUDIO_SUFFIXES)
+    found = find_labeled_files(src, AUDIO_SUFFIXES, seed)
     is_val = assign_splits(found.labels, val_fraction, seed)
     splits = ["train", "val"] if val_fraction > 0 else ["train"]
     writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "audio", shard_size, found.classes) for s in splits}

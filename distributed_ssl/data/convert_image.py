@@ -32,7 +32,7 @@ def convert_image_folder(src: str | Path, out_uri: str, shard_size: int = 1024, 
                          max_file_mb: float = DEFAULT_MAX_FILE_MB) -> ConvertReport:
     """Write `out/train` (and `out/val` when val_fraction > 0), keeping original encoded bytes."""
     src = Path(src).expanduser()
-    found = find_labeled_files(src, set(IMAGE_SUFFIXES))
+    found = find_labeled_files(src, set(IMAGE_SUFFIXES), seed)
     is_val = assign_splits(found.labels, val_fraction, seed)
     splits = ["train", "val"] if val_fraction > 0 else ["train"]
     writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "image", shard_size, found.classes) for s in splits}

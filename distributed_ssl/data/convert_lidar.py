@@ -99,7 +99,7 @@ def convert_lidar_folder(src: str | Path, out_uri: str, tile_size: float = 50.0,
     (.las, .laz) become one record per ground tile when `tile_size` > 0. Clouds or tiles under
     `min_points` points are skipped, and so are files over `max_file_mb`."""
     src = Path(src).expanduser()
-    found = find_labeled_files(src, POINT_SUFFIXES)
+    found = find_labeled_files(src, POINT_SUFFIXES, seed)
     is_val = assign_splits(found.labels, val_fraction, seed)  # by file, so tiles of one survey never straddle splits
     splits = ["train", "val"] if val_fraction > 0 else ["train"]
     writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "lidar", shard_size, found.classes) for s in splits}

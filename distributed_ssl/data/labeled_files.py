@@ -11,6 +11,7 @@ from pathlib import Path
 
 from distributed_ssl.data.convert_report import FileSkipped, SkippedFile
 from distributed_ssl.data.manifest import DatasetError
+from distributed_ssl.data.write_order import mixed_order
 
 DEFAULT_MAX_FILE_MB = 512  # `dssl data convert --max-file-mb`: larger source files are skipped unread
 
@@ -32,8 +33,9 @@ def _outside_source(path: Path, root: Path) -> SkippedFile | None:
                        "outside_source")
 
 
-def find_labeled_files(src: Path, suffixes: set[str]) -> SourceFiles:
-    """Files under `src` with one of `suffixes`, class names and a label per file.
+def find_labeled_files(src: Path, suffixes: set[str], seed: int = 0) -> SourceFiles:
+    """Files under `src` with one of `suffixes`, class names and a label per file, in the seeded mixed order that
+    converters write them in (`write_order.mixed_order`: shards mix the classes rather than hold one each).
 
     Files are labeled only when every one sits in a sub-folder; a mix of loose and foldered files is unlabeled,
     because a partial labeling would silently drop the loose files from the probe.
@@ -55,6 +57,7 @@ def find_labeled_files(src: Path, suffixes: set[str]) -> SourceFiles:
     labeled = all(len(p.relative_to(src).parts) > 1 for p in files)
     classes = sorted({p.relative_to(src).parts[0] for p in files}) if labeled else []
     index = {c: i for i, c in enumerate(classes)}
+    files = [files[i] for i in mixed_order(len(files), seed)]
     labels = [index[p.relative_to(src).parts[0]] if classes else None for p in files]
     return SourceFiles(files, classes, labels, outside)
 

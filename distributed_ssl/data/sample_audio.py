@@ -17,6 +17,7 @@ import numpy as np
 from distributed_ssl.data.audio_io import encode_flac, read_audio_file
 from distributed_ssl.data.manifest import DatasetError, Manifest
 from distributed_ssl.data.shard_writer import ShardWriter
+from distributed_ssl.data.write_order import mixed_order
 
 WORDS = ["yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go"]
 ACCENTS = ["en-us", "en-gb", "en-gb-scotland", "en-029", "en-gb-x-rp", "en-us-nyc"]
@@ -73,6 +74,7 @@ def write_spoken_words(out_uri: str, per_word: int = 60, sample_rate: int = 1600
             voice = voices[is_val][rng.integers(len(voices[is_val]))]
             jobs.append((label, word, k, voice, int(rng.integers(110, 220)), int(rng.integers(20, 80)),
                          float(rng.uniform(0.3, 1.0)), is_val))
+    jobs = [jobs[i] for i in mixed_order(len(jobs), seed)]  # classes mixed in every shard
     with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=4) as pool:
         clips = list(pool.map(lambda j: speak(binary, j[1], j[3], j[4], j[5], sample_rate, Path(tmp)), jobs))
     writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "audio", shard_size, list(words)) for s in ("train", "val")}

@@ -15,6 +15,7 @@ from distributed_ssl.data.manifest import Manifest
 from distributed_ssl.data.point_io import PointCloud
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.splits import assign_splits
+from distributed_ssl.data.write_order import mixed_order
 
 
 def write_lidar_scenes(out_uri: str, per_class: int = 60, lidar: SpinningLidar | None = None,
@@ -28,7 +29,8 @@ def write_lidar_scenes(out_uri: str, per_class: int = 60, lidar: SpinningLidar |
     labels = [c for c in range(len(classes)) for _ in range(per_class)]
     is_val = assign_splits(labels, val_fraction, seed)
     writers = {s: ShardWriter(f"{out_uri.rstrip('/')}/{s}", "lidar", shard_size, classes) for s in ("train", "val")}
-    for i, label in enumerate(labels):
+    for i in mixed_order(len(labels), seed):  # classes mixed in every shard
+        label = labels[i]
         rng = np.random.default_rng([seed, i])  # one stream per record: the same scene whatever the order
         scene = SCENE_TYPES[classes[label]](rng)
         points, point_labels = cast(scene, lidar, rng)

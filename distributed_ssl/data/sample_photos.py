@@ -19,6 +19,7 @@ from PIL import Image
 
 from distributed_ssl.data.manifest import Manifest
 from distributed_ssl.data.shard_writer import ShardWriter
+from distributed_ssl.data.write_order import mixed_order
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -80,8 +81,7 @@ def write_photo_regions(out_uri: str, size: int = 32, train_per_class: int = 150
                          f"(train width {train_width})")
     rng = np.random.default_rng(seed)
     classes = list(PHOTOS)
-    writers = {split: ShardWriter(f"{out_uri.rstrip('/')}/{split}", "image", shard_size, classes)
-               for split in ("train", "val")}
+    records: dict[str, list[dict]] = {"train": [], "val": []}
     for label, name in enumerate(classes):
         photo = _rgb(PHOTOS[name]())
         h, w = photo.shape[:2]
@@ -93,6 +93,12 @@ def write_photo_regions(out_uri: str, size: int = 32, train_per_class: int = 150
                 crop = Image.fromarray(photo[y:y + side, x:x + side]).resize((size, size), Image.Resampling.BOX)
                 buf = io.BytesIO()
                 crop.save(buf, format="PNG")
-                writers[split].add({"id": f"photo-{name}-{split}-{i:04d}", "image": buf.getvalue(), "format": "png",
-                                    "label": label, "source": f"{name} x={x} y={y} side={side}"})
-    return {split: w.close() for split, w in writers.items()}
+                records[split].append({"id": f"photo-{name}-{split}-{i:04d}", "image": buf.getvalue(),
+                                       "format": "png", "label": label, "source": f"{name} x={x} y={y} side={side}"})
+    manifests = {}
+    for split, rows in records.items():  # written with the classes mixed in every shard
+        writer = ShardWriter(f"{out_uri.rstrip('/')}/{split}", "image", shard_size, classes)
+        for i in mixed_order(len(rows), seed):
+            writer.add(rows[i])
+        manifests[split] = writer.close()
+    return manifests
