@@ -50,7 +50,7 @@ demo: $(BIN)/.installed data/digits/train/manifest.json
 	$(BIN)/dssl train jobs/configs/image_simclr.yaml run.dir=$(DEMO_DIR) --overwrite
 
 test: system-deps $(BIN)/.installed
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q --durations=30
 
 test-fast: system-deps $(BIN)/.installed
 	$(BIN)/python -m pytest -q -m "not slow"
