@@ -77,6 +77,19 @@ def test_converted_shards_mix_the_classes_the_same_way_each_time(tmp_path):
         assert len(set(pq.read_table(path, columns=["label"]).column("label").to_pylist())) >= 3, path
     again = shard_paths(str(tmp_path / "b" / "train"))
     assert [pq.read_table(p).to_pylist() for p in shards] == [pq.read_table(p).to_pylist() for p in again]
+    text = describe(str(tmp_path / "a"))
+    assert "classes per shard:" in text and "warning" not in text
+
+    # Shards written class by class (by another tool) are named as such by `dssl data inspect`.
+    from distributed_ssl.data.shard_writer import ShardWriter
+
+    rows = sorted((r for p in shards for r in pq.read_table(p).to_pylist()), key=lambda r: r["label"])
+    writer = ShardWriter(str(tmp_path / "sorted"), "image", 12, ["ant", "bee", "cat", "dog"])
+    for row in rows:
+        writer.add(row)
+    writer.close()
+    text = describe(str(tmp_path / "sorted"))
+    assert "classes per shard: 1.0 of 4" in text and "written class by class" in text and "data.shuffle=full" in text
 
 
 def test_convert_fail_mode_names_the_file(tmp_path):

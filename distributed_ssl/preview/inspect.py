@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+from pyarrow.fs import FileSystem
 
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.data.schemas import check_schema
 from distributed_ssl.data.shard_reader import read_shard
 from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.util import storage
+
+# A split whose shards hold on average less than this share of its classes was written class by class.
+FEW_CLASSES_SHARE = 0.5
+
+
+def classes_per_shard(fs: FileSystem, paths: list[str]) -> list[int]:
+    """How many distinct labels each shard holds (its label column only)."""
+    return [len(set(pq.read_table(p, columns=["label"], filesystem=fs).column("label").drop_null().to_pylist()))
+            for p in paths]
+
+
+def class_mix_lines(counts: list[int], num_classes: int) -> list[str]:
+    """The classes-per-shard line, and a warning when the shards were written class by class: the streamed local
+    shuffle (data.shuffle=local) mixes only within the shards a worker reads, so its batches would hold few classes,
+    and a contrastive method would take same-class records as negatives."""
+    mean = sum(counts) / len(counts)
+    lines = [f"  classes per shard: {mean:.1f} of {num_classes} on average (fewest {min(counts)})"]
+    if len(counts) > 1 and num_classes >= 4 and mean < FEW_CLASSES_SHARE * num_classes:
+        lines.append("  warning: the shards hold few classes each (written class by class?): data.shuffle=local "
+                     "would draw batches of few classes. Train with data.shuffle=full, or write the shards again "
+                     "with `dssl data convert`, which mixes the classes in every shard")
+    return lines
 
 
 def describe(uri: str) -> str:
@@ -33,6 +56,7 @@ def describe(uri: str) -> str:
             for label, count in manifest.label_counts.items():
                 bar = "#" * max(1, round(30 * count / top))
                 lines.append(f"    {label:>12} {count:6d} {bar}")
+            lines += class_mix_lines(classes_per_shard(fs, shard_paths(path, manifest)), len(manifest.label_counts))
         else:
             lines.append("  labels: none")
     return "\n".join(lines)
