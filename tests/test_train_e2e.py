@@ -25,7 +25,6 @@ def _loss_history(summary):
     return client, [m.step for m in hist], [m.value for m in hist]
 
 
-
 def _train_tiny(recipe: str, digits: Path, run_dir: Path, method: str, **extra) -> tuple[dict, dict]:
     """A tiny real run; returns the summary and summary.json, checked to be complete and of `method`."""
     summary = run_training(load_config(RECIPES / recipe, tiny_overrides(digits, run_dir, **extra)))

@@ -39,7 +39,8 @@ def describe(uri: str) -> str:
     for name, path in split_dirs(uri).items():
         manifest = load_manifest(path)
         fs, _ = storage.resolve(path)
-        first = shard_paths(path, manifest)[0]
+        paths = shard_paths(path, manifest)
+        first = paths[0]
         schema = pq.read_schema(first, filesystem=fs)  # a footer only: no value is turned into Python
         try:
             check_schema(schema, manifest.modality, first)
@@ -56,7 +57,7 @@ def describe(uri: str) -> str:
             for label, count in manifest.label_counts.items():
                 bar = "#" * max(1, round(30 * count / top))
                 lines.append(f"    {label:>12} {count:6d} {bar}")
-            lines += class_mix_lines(classes_per_shard(fs, shard_paths(path, manifest)), len(manifest.label_counts))
+            lines += class_mix_lines(classes_per_shard(fs, paths), len(manifest.label_counts))
         else:
             lines.append("  labels: none")
     return "\n".join(lines)
