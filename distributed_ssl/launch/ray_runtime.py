@@ -59,6 +59,16 @@ def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
              dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=is_verbose())
 
 
+# Read by Ray Train's controller; Ray passes it from the process that builds the TorchTrainer to the controller.
+TRAIN_POLL_ENV_VAR = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+
+
+def set_train_poll_interval(cfg: SSLConfig) -> None:
+    """Make the next TorchTrainer's controller poll its workers every `run.poll_interval_s` (see its help).
+    Set in this process's environment because that is where Ray Train reads it, here and in a sweep's trial."""
+    os.environ[TRAIN_POLL_ENV_VAR] = repr(cfg.run.poll_interval_s)
+
+
 # Ray Data's detached, named helper actors, each made by a get-or-create function that places it on the
 # calling node (private Ray APIs, looked up by name so that a Ray upgrade degrades to a warning).
 RAY_DATA_HELPER_FACTORIES = [

@@ -35,7 +35,7 @@ from distributed_ssl.launch.cluster_checks import (
 )
 from distributed_ssl.launch.console import RunConsole, route_library_logs
 from distributed_ssl.launch.data_error_policy import DataErrorAwareTorchTrainer
-from distributed_ssl.launch.ray_runtime import ensure_ray
+from distributed_ssl.launch.ray_runtime import ensure_ray, set_train_poll_interval
 from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, RunState
 from distributed_ssl.launch.summary import collapse_summary, write_summary
@@ -245,6 +245,7 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
     dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest, ledger=ledger_name(state.mlflow_run_id),
                                   epochs_per_pass=per_pass)
     show = RunConsole(label=cfg.run.name or "train") if opt.progress else contextlib.nullcontext()
+    set_train_poll_interval(cfg)
     with show as console:
         trainer = DataErrorAwareTorchTrainer(
             train_worker,
