@@ -62,6 +62,7 @@ bench: $(BIN)/.installed data/digits/train/manifest.json
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/pipeline_startup.py
 	$(BIN)/python benchmarks/train_overhead.py
+	$(BIN)/python benchmarks/run_overhead.py
 
 clean:
 	rm -rf runs data .pytest_cache
