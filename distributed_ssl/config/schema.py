@@ -138,8 +138,8 @@ class RunConfig(_Section):
     object_store_mb: int = Field(1024, ge=128)
     poll_interval_s: float = Field(
         0.5, gt=0, le=60, description="How often Ray Train's controller checks its workers. Every change of the "
-        "run's state (workers up, a report, the end) waits for the next check; Ray's own default of 2 s adds about "
-        "6 s to every run and every sweep trial.")
+        "run's state (workers up, a report, the end) waits for the next check; against Ray's own default of 2 s, "
+        "0.5 s took a 6-step run from 28.3 to 25.5 s (benchmarks/run_overhead.py), and every sweep trial pays it.")
 
 
 class TrackingConfig(_Section):
