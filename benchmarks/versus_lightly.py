@@ -8,8 +8,8 @@ each wall-clock budget. The clock of each side starts when its process starts, s
 - **peer** (what a user writes with lightly): lightly's `SimCLRTransform` defaults (random resized crop from 8 %,
   horizontal flip 0.5, colour jitter 0.8/0.8/0.8/0.2 with p 0.8, grey-scale 0.2, Gaussian blur p 0.5 with sigma in
   [0.1, 2], ImageNet normalisation), its `SimCLRProjectionHead` (192 -> 2048 -> BN -> ReLU -> 128) and `NTXentLoss`
-  (temperature 0.5), fed by `DataLoader(num_workers=2)` with per-sample PIL transforms. lightly itself imports
-  torchvision, whose PyPI build does not load beside the CPU torch this project pins, so these pieces are written
+  (temperature 0.5; the project's InfoNCELoss computes the same loss), fed by `DataLoader(num_workers=2)` with
+  per-sample PIL transforms. lightly itself imports torchvision, whose PyPI build does not load beside the CPU torch this project pins, so these pieces are written
   here after lightly's definitions; the probe pauses its clock.
 - **dssl**: `dssl train jobs/configs/image_simclr_photos.yaml` (2 Ray Train workers x 64, DeepSpeed ZeRO-2) with the
   same model and optimizer (AdamW at a constant 1e-3 as the peer's: no warm-up, `optim.min_lr` = `optim.lr`), probing every `--probe-every` epochs inside its clock (kNN and the linear probe); the
@@ -37,7 +37,6 @@ os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 import numpy as np  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 from PIL import Image, ImageEnhance, ImageFilter  # noqa: E402
 from torch import nn  # noqa: E402
@@ -48,6 +47,7 @@ from distributed_ssl.data.image_io import decode_image  # noqa: E402
 from distributed_ssl.data.manifest import shard_paths  # noqa: E402
 from distributed_ssl.evaluation.knn_probe import knn_probe  # noqa: E402
 from distributed_ssl.evaluation.labeled_set import load_labeled  # noqa: E402
+from distributed_ssl.losses.info_nce_loss import InfoNCELoss  # noqa: E402
 from distributed_ssl.methods.registry import build_encoder_for  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,16 +138,6 @@ class ProjectionHead(nn.Module):
         return self.layers(x)
 
 
-def nt_xent(z0: torch.Tensor, z1: torch.Tensor, temperature: float = 0.5) -> torch.Tensor:
-    """lightly's NTXentLoss without a memory bank: each view against the other 2N - 1 of the batch."""
-    z = F.normalize(torch.cat([z0, z1]), dim=1)
-    logits = z @ z.t() / temperature
-    logits.fill_diagonal_(float("-inf"))
-    n = z0.shape[0]
-    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
-    return F.cross_entropy(logits, targets)
-
-
 def run_peer(data: Path, budgets: list[int]) -> dict[int, float]:
     """kNN of the peer's encoder at each budget of training wall-clock (the probes pause the clock)."""
     started = time.perf_counter()
@@ -156,6 +146,7 @@ def run_peer(data: Path, budgets: list[int]) -> dict[int, float]:
     splits = load_labeled(str(data), cfg)
     encoder = build_encoder_for(cfg)
     head = ProjectionHead(cfg.model.dim)
+    nt_xent = InfoNCELoss(temperature=0.5, gather_distributed=False)  # lightly's NTXentLoss: the same loss
     opt = torch.optim.AdamW([*encoder.parameters(), *head.parameters()], lr=cfg.optim.lr,
                             weight_decay=cfg.optim.weight_decay)
     # The probe's inputs are normalised for dssl's modality; the peer was trained on ImageNet-normalised pixels.
