@@ -30,7 +30,7 @@ from ray.train.torch import TorchTrainer
 
 from distributed_ssl.config import load_config
 from distributed_ssl.data.sample_image import write_digits
-from distributed_ssl.launch.ray_runtime import set_train_poll_interval
+from distributed_ssl.launch.ray_runtime import set_train_controller_env
 from distributed_ssl.launch.trainer import run_training
 from distributed_ssl.util.machine import machine_cores
 
@@ -86,7 +86,7 @@ def main() -> None:
         # and alternating two values in one Ray would make each run start processes the other's could not reuse.
         ray.init(address="local", num_cpus=6, object_store_memory=512 * 1024**2, dashboard_host="127.0.0.1",
                  log_to_driver=False)
-        set_train_poll_interval(load_config(None))  # the bare run's; a dssl run sets its own
+        set_train_controller_env(load_config(None))  # the bare run's; a dssl run sets its own
         for repeat in range(args.repeats + 1):
             seconds = run(f"s{index}-r{repeat}")
             if repeat:  # the first run of a fresh Ray starts cold processes and is dropped

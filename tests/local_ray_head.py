@@ -56,7 +56,10 @@ def start_head(port: int, num_cpus: int, log_dir: Path, dashboard_port: int | No
     temp_dir = tempfile.mkdtemp(prefix="dssl-ray-", dir="/tmp")  # short: Unix socket paths are limited to 107 bytes
     cmd = [*ray_command(python), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
            f"--num-cpus={num_cpus}", "--object-store-memory=400000000", f"--temp-dir={temp_dir}",
-           "--disable-usage-stats", f"--dashboard-agent-listen-port={port + 46000}"]
+           "--disable-usage-stats", f"--dashboard-agent-listen-port={port + 46000}",
+           # Ray's default (10001) is one port for every head, so two heads of parallel test workers would collide;
+           # above the worker ports (10002-19999)
+           f"--ray-client-server-port={port + 20000}"]
     if dashboard_port is None:
         cmd.append("--include-dashboard=false")
     else:
@@ -128,7 +131,7 @@ def stop_head(head: RayHead, grace_s: float = 15) -> None:
     except psutil.NoSuchProcess:
         procs = []
     # Also whatever re-parented itself but stayed in the head's session (start_new_session: sid == head pid).
-    procs += [p for p in psutil.process_iter() if p not in procs and _sid(p) == head.proc.pid]
+    procs += [p for p in psutil.process_iter() if p not in procs and process_session(p) == head.proc.pid]
     for p in procs:
         try:
             p.send_signal(signal.SIGTERM)
@@ -144,7 +147,8 @@ def stop_head(head: RayHead, grace_s: float = 15) -> None:
     shutil.rmtree(head.temp_dir, ignore_errors=True)
 
 
-def _sid(proc: psutil.Process) -> int | None:
+def process_session(proc: psutil.Process) -> int | None:
+    """The session id of `proc`: a node started here leads its own session, its raylet's workers included."""
     try:
         return os.getsid(proc.pid)
     except (ProcessLookupError, PermissionError):

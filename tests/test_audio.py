@@ -16,7 +16,7 @@ from distributed_ssl.data.convert_audio import convert_audio_folder
 from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_paths
 from distributed_ssl.methods.registry import build_method
 from distributed_ssl.modalities.audio_augment import crop_or_pad, mix_at_snr, random_time_shift, spec_augment
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.log_mel import log_mel
 from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.view_spec import ViewSpec

@@ -7,7 +7,7 @@ import pytest
 import ray
 
 from distributed_ssl.config import load_config
-from distributed_ssl.data.bad_records import create_ledger, ledger_name
+from distributed_ssl.data.bad_records import collect_bad_records, ledger_for_run
 from distributed_ssl.data.manifest import load_manifest
 from distributed_ssl.methods.registry import view_spec_for
 from distributed_ssl.modalities.train_dataset import build_train_dataset
@@ -15,8 +15,8 @@ from distributed_ssl.modalities.train_dataset import build_train_dataset
 
 def _dataset(path, fraction, run_id):
     cfg = load_config(None, [f"data.train={path}", f"data.max_bad_fraction={fraction}"])
-    ledger = create_ledger(run_id, load_manifest(str(path)).num_records, fraction)
-    return build_train_dataset(cfg, view_spec_for(cfg), ledger=ledger_name(run_id)), ledger
+    ledger = ledger_for_run(run_id, load_manifest(str(path)).num_records, fraction)
+    return build_train_dataset(cfg, view_spec_for(cfg), ledger=ledger), ledger
 
 
 @pytest.mark.reliability(failure="undecodable records in the training shards (truncated PNG, random bytes, empty)",
@@ -26,9 +26,25 @@ def test_bad_records_are_skipped_and_reported(ray_cluster, digits_with_bad):
     ds, ledger = _dataset(digits_with_bad, 0.01, "skip")
     total = load_manifest(str(digits_with_bad)).num_records
     assert ds.count() == total - 3
-    report = ray.get(ledger.report.remote())
+    report = collect_bad_records(ledger)
     assert sorted(r["id"] for r in report) == ["corrupt-0", "corrupt-1", "corrupt-2"]
     assert all(r["source"].endswith(".parquet") and r["reason"] for r in report)
+    with pytest.raises(ValueError):  # collecting removed the ledger actor
+        ray.get_actor(ledger.name)
+    assert collect_bad_records(ledger) == []
+
+
+def test_a_clean_pass_makes_no_ledger_and_a_new_attempt_starts_from_zero(ray_cluster, digits, digits_with_bad):
+    """The ledger is an actor, a process of its own: made by the first bad record, not by every run."""
+    ds, ledger = _dataset(digits / "train", 0.01, "clean")
+    assert ds.count() == load_manifest(str(digits / "train")).num_records
+    with pytest.raises(ValueError):
+        ray.get_actor(ledger.name)
+    ds, ledger = _dataset(digits_with_bad, 0.01, "again")
+    ds.count()
+    assert len(ray.get(ray.get_actor(ledger.name).report.remote())) == 3
+    _, ledger = _dataset(digits_with_bad, 0.01, "again")  # a retry of the same run id starts from zero
+    assert collect_bad_records(ledger) == []
 
 
 @pytest.mark.reliability(failure="more undecodable records than data.max_bad_fraction allows",

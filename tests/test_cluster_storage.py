@@ -21,7 +21,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import assert_quiet_console
-from tests.local_ray_head import VENV_BIN, start_head, start_worker_node, stop_head
+from tests.local_ray_head import VENV_BIN, process_session, start_head, start_worker_node, stop_head
 from tests.s3_server import S3Server, python_without_package
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,7 +57,7 @@ def cluster(s3, tmp_path_factory):
     nodes = [head]
     try:
         nodes.append(start_worker_node(head, num_cpus=6, log_dir=root, name="worker1", python=python))
-        yield {"head": head, "python": python, "log_dir": root}
+        yield {"head": head, "python": python, "log_dir": root, "nodes": nodes}
     finally:
         for node in reversed(nodes):
             stop_head(node)
@@ -106,11 +106,13 @@ def _registered_step(run: str) -> int:
     return int(latest["metrics"].get("global_step", 0)) if latest else 0
 
 
-def _kill_a_worker_after_checkpoint(run: str, killed: list[int], stop: threading.Event) -> None:
+def _kill_a_worker_after_checkpoint(run: str, killed: list[int], stop: threading.Event, nodes: list) -> None:
+    """SIGKILL a Ray Train worker of this cluster (of its nodes' sessions: not one of another test's Ray)."""
+    sessions = {node.proc.pid for node in nodes}
     while not stop.is_set():
         if _registered_step(run) >= 8:
             for proc in psutil.process_iter(["cmdline"]):
-                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []):
+                if "RayTrainWorker" in " ".join(proc.info["cmdline"] or []) and process_session(proc) in sessions:
                     proc.kill()
                     killed.append(proc.pid)
                     return
@@ -131,7 +133,7 @@ def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server,
         "data.shuffle": "full", "run.ray_address": cluster["head"].gcs_address})]
     killed: list[int] = []
     stop = threading.Event()
-    watcher = threading.Thread(target=_kill_a_worker_after_checkpoint, args=(run, killed, stop))
+    watcher = threading.Thread(target=_kill_a_worker_after_checkpoint, args=(run, killed, stop, cluster["nodes"]))
     watcher.start()
     try:
         out = _dssl(args, cwd=tmp_path)

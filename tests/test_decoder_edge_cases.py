@@ -19,7 +19,7 @@ from distributed_ssl.data.point_io import PointCloudError, read_point_cloud
 from distributed_ssl.data.schemas import VERSION_KEY
 from distributed_ssl.data.shard_writer import ShardWriter
 from distributed_ssl.data.train_records import open_train_manifest
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.registry import build_modality
 
 LIDAR = ["modality.name=lidar", "model.encoder=point_debug", "modality.num_points=64", "modality.num_groups=8",

@@ -36,7 +36,7 @@ from distributed_ssl.data.schemas import (
     schema_for,
 )
 from distributed_ssl.data.shard_reader import read_shards
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.registry import build_modality
 
 FUZZ = settings(max_examples=60, deadline=None, derandomize=True,

@@ -16,7 +16,7 @@ from distributed_ssl.data.manifest import DatasetError, load_manifest, shard_pat
 from distributed_ssl.data.point_io import PointCloudError, read_point_cloud
 from distributed_ssl.losses.chamfer_loss import MaskedChamferLoss
 from distributed_ssl.methods.registry import build_method
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.point_augment import random_crop, random_dropout, rotate_z, strong_points
 from distributed_ssl.modalities.point_tokenizer import farthest_point_sample, knn_indices, tokenize
 from distributed_ssl.modalities.registry import build_modality

@@ -71,36 +71,36 @@ def _sweep_cfg(digits, run_dir, space=None, **extra):
 @pytest.mark.slow
 def test_asha_sweep_logs_children_and_writes_best_config(ray_cluster, digits, tmp_path, caplog):
     sweep_dir = tmp_path / "sweep"
-    # One trial with a sound learning rate (1e-3) and two whose rate wrecks the random-init features within an
-    # epoch (0.1, 0.3: AdamW moves every weight by about the rate each step), run one after the other: each of the
-    # latter reports its epoch-1 kNN far below the first's, so ASHA (reduction factor 2, grace period 1 epoch)
-    # stops it there. (A rate too small to move would score the random init's kNN, which one epoch of a sound rate
-    # does not reliably beat on this tiny encoder.)
-    cfg = _sweep_cfg(digits, sweep_dir, space={"optim.lr": "grid([1e-3, 0.1, 0.3])"},
+    # One trial with a sound learning rate (1e-3), then one whose rate wrecks the random-init features within an
+    # epoch (0.3: AdamW moves every weight by about the rate each step): it reports its epoch-1 kNN far below the
+    # first's, so ASHA (reduction factor 2, grace period 1 epoch; its cut-off at a rung with one result is that
+    # result) stops it there. (A rate too small to move would score the random init's kNN, which one epoch of a
+    # sound rate does not reliably beat on this tiny encoder.)
+    cfg = _sweep_cfg(digits, sweep_dir, space={"optim.lr": "grid([1e-3, 0.3])"},
                      **{"tune.search": "grid", "tune.num_samples": 1, "tune.reduction_factor": 2,
                         "tune.max_concurrent_trials": 1, "scaling.num_workers": 1})
     with caplog.at_level(logging.INFO, logger="distributed_ssl.sweep"):
         report = run_sweep(cfg)
-    assert report["trials"] == 3 and report["errors"] == 0
-    assert report["stopped_early"] >= 1, report["table"]
+    assert report["trials"] == 2 and report["errors"] == 0
+    assert report["stopped_early"] == 1, report["table"]
     # the console's lines: each trial's start with its values, its epochs' objective, and how it ended
     lines = [r.getMessage() for r in caplog.records if r.name == "distributed_ssl.sweep"]
-    assert sum(" started " in line and "optim.lr=" in line for line in lines) == 3, lines
+    assert sum(" started " in line and "optim.lr=" in line for line in lines) == 2, lines
     assert any(" epoch 1: knn_top1 " in line for line in lines), lines
-    assert sum(line.endswith("trials ended)") for line in lines) == 3, lines
+    assert sum(line.endswith("trials ended)") for line in lines) == 2, lines
     assert sum("stopped early by the scheduler" in line for line in lines) == report["stopped_early"], lines
     rows = list(csv.DictReader(open(sweep_dir / "trials.csv")))
-    assert len(rows) == 3 and {"optim.lr", "knn_top1_best", "stop_reason"} <= set(rows[0])
+    assert len(rows) == 2 and {"optim.lr", "knn_top1_best", "stop_reason"} <= set(rows[0])
     stops = {float(r["optim.lr"]): r["stop_reason"] for r in rows}
-    assert stops[1e-3] == "completed" and "stopped_early" in {stops[0.1], stops[0.3]}, (stops, rows)
+    assert stops == {1e-3: "completed", 0.3: "stopped_early"}, rows
 
     client = MlflowClient(cfg.tracking.uri)
     parent = client.get_run(report["mlflow_run_id"])
     children = client.search_runs([parent.info.experiment_id],
                                   filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    assert len(children) == 3
+    assert len(children) == 2
     for child in children:
-        assert float(child.data.params["optim.lr"]) in {1e-3, 0.1, 0.3}
+        assert float(child.data.params["optim.lr"]) in {1e-3, 0.3}
         assert child.data.tags["stop_reason"] in {"completed", "stopped_early"}
         assert "knn_top1" in child.data.metrics
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -3,7 +3,7 @@
 Ray Train's FailureConfig restarts the worker group after any worker error, which is right for a crashed node and
 wrong for a bad record: the run would fail `run.max_failures + 1` times over, each after a restart and a restore.
 A worker that meets such an error records it in the run dir before raising; the launcher's failure policy
-(`launch.data_error_policy`) reads the record and raises instead of restarting, and the driver turns it into a
+(`launch.data_error_failure_policy`) reads the record and raises instead of restarting, and the driver turns it into a
 `DatasetError` (exit 2).
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from distributed_ssl.data.bad_records import BadDataError
 from distributed_ssl.data.manifest import DatasetError
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.util.run_dir import RunDir
 
 FATAL_FILE = "fatal_data_error.json"

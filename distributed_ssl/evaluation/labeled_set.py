@@ -12,7 +12,7 @@ from distributed_ssl.data.bad_records import split_good_bad
 from distributed_ssl.data.manifest import DatasetError, load_manifest
 from distributed_ssl.data.shard_reader import read_shards
 from distributed_ssl.data.splits import split_dirs
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.registry import build_modality
 
 log = logging.getLogger("distributed_ssl.eval")

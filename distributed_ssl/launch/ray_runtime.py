@@ -59,14 +59,27 @@ def ensure_ray(cfg: SSLConfig, min_cpus: float = 0) -> None:
              dashboard_host="127.0.0.1", runtime_env=env, log_to_driver=is_verbose())
 
 
-# Read by Ray Train's controller; Ray passes it from the process that builds the TorchTrainer to the controller.
+# Read by Ray Train's controller; Ray passes them from the process that builds the TorchTrainer to the controller.
 TRAIN_POLL_ENV_VAR = "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S"
+PREEMPTION_WATCHER_ENV_VAR = "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER"
 
 
-def set_train_poll_interval(cfg: SSLConfig) -> None:
-    """Make the next TorchTrainer's controller poll its workers every `run.poll_interval_s` (see its help).
-    Set in this process's environment because that is where Ray Train reads it, here and in a sweep's trial."""
+def runs_on_a_local_ray(cfg: SSLConfig) -> bool:
+    """The run starts (or shares) a Ray on this machine, not one at an address: a cluster's nodes may be drained
+    (preempted), this machine's one node is not."""
+    return not (cfg.run.ray_address or os.environ.get("RAY_ADDRESS") or in_submitted_job())
+
+
+def set_train_controller_env(cfg: SSLConfig) -> None:
+    """Settings of the next TorchTrainer's controller, set in this process's environment because that is where Ray
+    Train reads them, here and in a sweep's trial:
+
+    - it polls its workers every `run.poll_interval_s` (see its help);
+    - on a local Ray it starts no preemption watcher, an actor of its own (about 3 s of CPU a run, measured) that
+      watches for nodes being drained, which a single local node never is; on a cluster it does.
+    """
     os.environ[TRAIN_POLL_ENV_VAR] = repr(cfg.run.poll_interval_s)
+    os.environ[PREEMPTION_WATCHER_ENV_VAR] = "0" if runs_on_a_local_ray(cfg) else "1"
 
 
 # Ray Data's detached, named helper actors, each made by a get-or-create function that places it on the

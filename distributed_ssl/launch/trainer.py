@@ -14,7 +14,7 @@ import ray.train
 from distributed_ssl.config.flatten import flat_params
 from distributed_ssl.config.loader import ConfigError, save_config
 from distributed_ssl.config.schema import SSLConfig
-from distributed_ssl.data.bad_records import create_ledger, ledger_name
+from distributed_ssl.data.bad_records import collect_bad_records, ledger_for_run
 from distributed_ssl.data.manifest import DatasetError, Manifest
 from distributed_ssl.data.splits import split_dirs
 from distributed_ssl.data.train_records import (
@@ -34,8 +34,8 @@ from distributed_ssl.launch.cluster_checks import (
     preflight,
 )
 from distributed_ssl.launch.console import RunConsole, route_library_logs
-from distributed_ssl.launch.data_error_policy import DataErrorAwareTorchTrainer
-from distributed_ssl.launch.ray_runtime import ensure_ray, set_train_poll_interval
+from distributed_ssl.launch.data_error_trainer import DataErrorAwareTorchTrainer
+from distributed_ssl.launch.ray_runtime import ensure_ray, set_train_controller_env
 from distributed_ssl.launch.run_dir_guard import check_run_dir, locked, prepare_run_dir
 from distributed_ssl.launch.run_state import CONFIG_FILE, RAY_RUN_NAME, SUMMARY_FILE, RunState
 from distributed_ssl.launch.summary import collapse_summary, write_summary
@@ -240,12 +240,12 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
     with run_dir.local_file(CONFIG_FILE) as config_file:
         logger.artifact(config_file)
 
-    ledger = create_ledger(state.mlflow_run_id, manifest.num_records, cfg.data.max_bad_fraction)
+    ledger = ledger_for_run(state.mlflow_run_id, manifest.num_records, cfg.data.max_bad_fraction)
     per_pass = epochs_per_pass(cfg, manifest, plan)
-    dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest, ledger=ledger_name(state.mlflow_run_id),
+    dataset = build_train_dataset(cfg, view_spec_for(cfg), manifest, ledger=ledger,
                                   epochs_per_pass=per_pass)
     show = RunConsole(label=cfg.run.name or "train") if opt.progress else contextlib.nullcontext()
-    set_train_poll_interval(cfg)
+    set_train_controller_env(cfg)
     with show as console:
         trainer = DataErrorAwareTorchTrainer(
             train_worker,
@@ -277,7 +277,7 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
             if fatal is not None or cause is not None:
                 raise DatasetError(fatal or str(cause)) from None
             raise
-    bad = ray.get(ledger.report.remote())
+    bad = collect_bad_records(ledger)
     if bad:
         run_dir.write_text("bad_records.jsonl", "".join(json.dumps(item) + "\n" for item in bad))
         with run_dir.local_file("bad_records.jsonl") as path:

@@ -1,5 +1,4 @@
-"""Modalities: decode records, make augmented views and masks, on the CPU side of the pipeline."""
+"""Modalities: decode records, make augmented views and masks, on the CPU side of the pipeline.
 
-from distributed_ssl.modalities.registry import build_modality
-
-__all__ = ["build_modality"]
+Build one with `modalities.registry.build_modality`. This package module imports nothing, so a process that needs
+one light piece (the view spec, the decode error) does not import torch and every modality with it."""

@@ -17,7 +17,7 @@ from distributed_ssl.config.modality_configs import AudioAugmentConfig, AudioCon
 from distributed_ssl.data.audio_io import AudioDecodeError, read_audio_bytes, resample
 from distributed_ssl.modalities.audio_augment import crop_or_pad, spec_augment, strong_waveform
 from distributed_ssl.modalities.base import register_modality
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.log_mel import log_mel, num_frames
 from distributed_ssl.modalities.masking import grid_masks
 from distributed_ssl.modalities.preview_grid import save_view_grid

@@ -12,14 +12,11 @@ from distributed_ssl.config.method_configs import MaskConfig
 from distributed_ssl.config.modality_configs import ImageAugmentConfig, ImageConfig
 from distributed_ssl.data.image_io import ImageDecodeError, decode_image
 from distributed_ssl.modalities.base import register_modality
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.image_augment import light_view, strong_view
 from distributed_ssl.modalities.masking import grid_masks
 from distributed_ssl.modalities.preview_grid import save_view_grid
 from distributed_ssl.modalities.view_spec import ViewSpec
-
-
-class RecordDecodeError(ValueError):
-    """A record's bytes could not be decoded; names the record id."""
 
 
 @register_modality("image")

@@ -16,7 +16,7 @@ import torch
 from distributed_ssl.config.method_configs import MaskConfig
 from distributed_ssl.config.modality_configs import LidarAugmentConfig, LidarConfig
 from distributed_ssl.modalities.base import register_modality
-from distributed_ssl.modalities.image import RecordDecodeError
+from distributed_ssl.modalities.decode_errors import RecordDecodeError
 from distributed_ssl.modalities.masking import point_masks
 from distributed_ssl.modalities.point_augment import light_points, local_points, strong_points
 from distributed_ssl.modalities.point_tokenizer import tokenize

@@ -5,13 +5,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from distributed_ssl.data.bad_records import report_bad, split_good_bad
+from distributed_ssl.data.bad_records import LedgerAddress, report_bad, split_good_bad
 from distributed_ssl.modalities.base import Modality
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 
 def make_views_batch(batch: dict[str, np.ndarray], modality: Modality, spec: ViewSpec,
-                     seed: int | None = None, ledger: str | None = None) -> dict[str, np.ndarray]:
+                     seed: int | None = None, ledger: LedgerAddress | None = None) -> dict[str, np.ndarray]:
     """Decode a batch and return `view_i` arrays (+ `mask`, + `label` when present).
 
     `modality` is built once by the caller from its config sections (`build_modality`); the Ray Data step gets it

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-
 import ray.data
 from ray.data import RandomSeedConfig
 
 from distributed_ssl.config.schema import SSLConfig
+from distributed_ssl.data.bad_records import LedgerAddress
 from distributed_ssl.data.manifest import Manifest
 from distributed_ssl.data.preprocess_tasks import preprocess_concurrency
 from distributed_ssl.data.train_records import (
@@ -15,16 +14,16 @@ from distributed_ssl.data.train_records import (
     open_train_manifest,
     read_train_records,
 )
-from distributed_ssl.modalities.preprocess import make_views_batch
 from distributed_ssl.modalities.registry import build_modality
 from distributed_ssl.modalities.view_spec import ViewSpec
+from distributed_ssl.modalities.views_task import ViewsTask
 
 # Output blocks of the streaming branch's read + views tasks (Ray Data's default is 128 MiB).
 STREAMED_BLOCK_BYTES = 4 * 1024 * 1024
 
 
 def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | None = None,
-                        ledger: str | None = None, epochs_per_pass: int = 1) -> ray.data.Dataset:
+                        ledger: LedgerAddress | None = None, epochs_per_pass: int = 1) -> ray.data.Dataset:
     """A lazy Dataset of model-ready batches; re-executed (and reshuffled) on every pass of its iterator.
 
     One pass holds `epochs_per_pass` epochs (the records that many times, shuffled together): a small set trained
@@ -35,8 +34,7 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     manifest = manifest or open_train_manifest(cfg)
     # Ray Data's per-operator bars repeat every epoch in every worker's log; our step log reports progress.
     ray.data.DataContext.get_current().enable_progress_bars = False
-    modality = build_modality(cfg)  # built once here from its config sections, shipped in the map_batches partial
-    ds = read_train_records(cfg, modality.record_columns, manifest)
+    ds = read_train_records(cfg, build_modality(cfg).record_columns, manifest)
     streamed = not fits_in_object_store_cache(cfg, manifest)  # the branch read_train_records took
     if epochs_per_pass > 1:
         ds = ds.union(*[ds] * (epochs_per_pass - 1))  # the same blocks again, not copies
@@ -46,8 +44,8 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
         # Cached blocks in a random order; a streamed set comes shuffled from its read (shard order and rows),
         # with no barrier before the first batch (data/train_records.py).
         ds = ds.randomize_block_order(seed=RandomSeedConfig(seed=cfg.data.shuffle_seed, reseed_after_execution=True))
-    fn = functools.partial(make_views_batch, modality=modality, spec=spec, ledger=ledger)
-    ds = ds.map_batches(fn, batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
+    # ViewsTask builds the modality where it runs: the coordinators that only unpickle the plan skip torch
+    ds = ds.map_batches(ViewsTask(cfg, spec, ledger), batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
                         num_cpus=cfg.data.preprocess_cpus, concurrency=preprocess_concurrency(cfg))
     if streamed:
         # A streamed shard is read and turned into views by one task (data/train_records.py); smaller output blocks

@@ -1,10 +1,13 @@
-"""A TorchTrainer whose failure policy restarts the worker group after a crash, never after a data error.
+"""Ray Train's failure policy, except that a deterministic data error fails the run at once instead of a retry.
 
 Ray Train's default policy retries every worker-group error up to `FailureConfig.max_failures`. A retry of a bad
 record, an exceeded `data.max_bad_fraction` or a schema mismatch reads the same bytes and fails the same way, after
-a restart and a restore each time. The policy here raises at once when the failing worker recorded such an error
-in the run dir (`engine.data_errors.record_fatal`) or when a worker's exception is one; everything else (a killed
-worker, a lost node, an out-of-memory) is left to the default policy and its retry budget.
+a restart and a restore each time. The policy raises at once when the failing worker recorded such an error in the
+run dir (`engine.data_errors.record_fatal`) or when a worker's exception is one; everything else (a killed worker, a
+lost node, an out-of-memory) is left to the default policy and its retry budget.
+
+Ray Train's controller unpickles this object, so the module keeps to Ray and the run dir: the controller of every
+run does not import the modalities (decoders, augmentations) with it.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from ray.train.torch import TorchTrainer
 from ray.train.v2._internal.execution.failure_handling import DefaultFailurePolicy
 from ray.train.v2._internal.execution.failure_handling.failure_policy import FailureDecision
 from ray.train.v2.api.exceptions import TrainingFailedError, WorkerGroupError
@@ -44,19 +46,3 @@ class DataErrorFailurePolicy(DefaultFailurePolicy):
         except Exception as exc:  # noqa: BLE001 - the run dir unreadable here: a crash for all the policy can tell
             log.warning("could not read %s for a recorded data error: %s", self.run_dir_uri, exc)
             return False
-
-
-class DataErrorAwareTorchTrainer(TorchTrainer):
-    """TorchTrainer with `DataErrorFailurePolicy` in place of Ray's default failure policy."""
-
-    def __init__(self, *args: Any, run_dir_uri: str, **kwargs: Any):
-        super().__init__(*args, **kwargs)
-        self._run_dir_uri = run_dir_uri
-
-    def _initialize_and_run_controller(self, **controller_init_kwargs: Any) -> Any:
-        if "failure_policy" not in controller_init_kwargs:  # guards the one Ray internal this class relies on
-            raise RuntimeError("this Ray version's TrainController takes no failure_policy; "
-                               "distributed_ssl needs one that does (ray>=2.49)")
-        controller_init_kwargs["failure_policy"] = DataErrorFailurePolicy(self.run_config.failure_config,
-                                                                          self._run_dir_uri)
-        return super()._initialize_and_run_controller(**controller_init_kwargs)
