@@ -7,7 +7,7 @@ import pytest
 import ray
 
 from distributed_ssl.config import load_config
-from distributed_ssl.data.bad_records import collect_bad_records, ledger_for_run
+from distributed_ssl.data.bad_records import collect_bad_records, ledger_for_run, ledger_name
 from distributed_ssl.data.manifest import load_manifest
 from distributed_ssl.methods.registry import view_spec_for
 from distributed_ssl.modalities.train_dataset import build_train_dataset
@@ -110,3 +110,5 @@ def test_bad_record_limit_is_not_retried_as_a_crash(ray_cluster, digits, digits_
     state = json.loads((run_dir / "run.json").read_text())
     run = MlflowClient(state["tracking_uri"]).get_run(state["mlflow_run_id"])
     assert run.info.status == "FAILED" and "resumed_from_step" not in run.data.tags
+    with pytest.raises(ValueError):  # the failed run's ledger (a detached actor) does not outlive it
+        ray.get_actor(ledger_name(state["mlflow_run_id"]))

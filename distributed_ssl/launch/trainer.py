@@ -273,6 +273,8 @@ def _train(cfg: SSLConfig, run_dir: RunDir, manifest: Manifest, plan: tuple[int,
             result = trainer.fit()
         except BaseException as exc:
             logger.finish("FAILED")
+            with contextlib.suppress(Exception):  # a detached actor: it would outlive the failed run
+                collect_bad_records(ledger)
             fatal, cause = read_fatal(run_dir), deterministic_cause(exc)
             if fatal is not None or cause is not None:
                 raise DatasetError(fatal or str(cause)) from None
