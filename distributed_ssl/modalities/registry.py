@@ -19,7 +19,8 @@ def modality_names() -> list[str]:
 def build_modality(cfg: SSLConfig) -> Modality:
     """The modality of `cfg`, given only the sections its class takes (see `MODALITY_PIECES`).
 
-    The one place that picks a modality's pieces out of the whole config; build it once per process and hand the object on.
+    The one place that picks a modality's pieces out of the whole config; build it once per process and hand
+    the object on.
     """
     modalities = registered_modalities()
     name = cfg.modality.name

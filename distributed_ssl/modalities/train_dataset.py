@@ -45,8 +45,9 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
         # with no barrier before the first batch (data/train_records.py).
         ds = ds.randomize_block_order(seed=RandomSeedConfig(seed=cfg.data.shuffle_seed, reseed_after_execution=True))
     # ViewsTask builds the modality where it runs: the coordinators that only unpickle the plan skip torch
-    ds = ds.map_batches(ViewsTask(cfg, spec, ledger), batch_format="numpy", batch_size=cfg.data.preprocess_batch_size,
-                        num_cpus=cfg.data.preprocess_cpus, concurrency=preprocess_concurrency(cfg))
+    ds = ds.map_batches(ViewsTask(cfg, spec, ledger), batch_format="numpy",
+                        batch_size=cfg.data.preprocess_batch_size, num_cpus=cfg.data.preprocess_cpus,
+                        concurrency=preprocess_concurrency(cfg))
     if streamed:
         # A streamed shard is read and turned into views by one task (data/train_records.py); smaller output blocks
         # let its first views go to the trainer while it works on the rest, instead of the whole shard at its end.

@@ -3,8 +3,8 @@
 Ray hands a Dataset's plan, this callable with it, to coordinator actors that unpickle it and never call it: Ray
 Train's DatasetManager and the streaming split's SplitCoordinator, two fresh processes in every run. A callable
 holding a built modality would make each of them import torch and every modality (2-4 s of CPU each, on the
-critical path of every run's start). This one holds the config sections a modality is built from and the view
-spec, both plain data, and builds the modality on its first call in the process that runs the batches.
+critical path of every run's start). This one holds the run's config and the view spec, both plain data, and
+builds the modality from them on its first call, in the process that runs the batches.
 """
 
 from __future__ import annotations
