@@ -162,12 +162,12 @@ def mae_speedup_rows(models: list[str], px: int, patch: int, n: int, steps: int)
 
 
 def with_deepspeed(cfg, method_name: str, n: int, steps: int) -> tuple[float, float, str]:
-    import deepspeed
+    from distributed_ssl.engine.deepspeed_ops import initialize_engine
 
     torch.manual_seed(0)
     method = build_method(cfg)
     opt = torch.optim.AdamW(param_groups(method, 0.05), lr=1e-4)
-    engine, *_ = deepspeed.initialize(model=method, optimizer=opt, config=build_deepspeed_config(cfg, 1))
+    engine, _ = initialize_engine(method, opt, build_deepspeed_config(cfg, 1))
     dtype = torch.bfloat16 if cfg.deepspeed.precision == "bf16" else torch.float32
     batch = make_batch(method_name, cfg, n, dtype)
     out = {}

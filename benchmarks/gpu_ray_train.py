@@ -42,7 +42,7 @@ RECIPE = Path(__file__).resolve().parents[1] / "jobs" / "configs" / "image_simcl
 
 
 def _worker(config: dict) -> None:
-    import deepspeed
+    from distributed_ssl.engine.deepspeed_ops import initialize_engine
 
     cfg = load_config(str(RECIPE), config["overrides"])
     torch.manual_seed(0)
@@ -51,7 +51,7 @@ def _worker(config: dict) -> None:
     precision = precision_for(cfg.deepspeed.precision)
     method = build_method(cfg)
     opt = torch.optim.AdamW(param_groups(method, cfg.optim.weight_decay), lr=cfg.optim.lr)
-    engine, *_ = deepspeed.initialize(model=method, optimizer=opt, config=build_deepspeed_config(cfg, 1))
+    engine, _ = initialize_engine(method, opt, build_deepspeed_config(cfg, 1))
 
     def on_device(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: (v.to(device, precision.dtype, non_blocking=True) if v.is_floating_point() else v.to(device))

@@ -29,6 +29,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_backward_flop_count, 
 
 from distributed_ssl.config import load_config
 from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
+from distributed_ssl.engine.deepspeed_ops import initialize_engine
 from distributed_ssl.engine.param_groups import param_groups
 from distributed_ssl.methods.registry import build_method
 from distributed_ssl.modalities.masking import random_patch_mask
@@ -60,7 +61,6 @@ def plain_loop(overrides: list[str], steps: int, batch_size: int, warmup: int = 
 
 
 def _worker(config: dict) -> None:
-    import deepspeed
     import ray.train
 
     cfg = load_config(None, config["overrides"])
@@ -68,7 +68,7 @@ def _worker(config: dict) -> None:
     method = build_method(cfg)
     world = ray.train.get_context().get_world_size()
     opt = torch.optim.AdamW(param_groups(method, 0.05), lr=1e-3)
-    engine, *_ = deepspeed.initialize(model=method, optimizer=opt, config=build_deepspeed_config(cfg, world))
+    engine, _ = initialize_engine(method, opt, build_deepspeed_config(cfg, world))
     batch = _batch(config["batch_size"])
     steps, warmup = config["steps"], 3
     for i in range(warmup + steps):

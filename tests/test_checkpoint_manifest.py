@@ -62,16 +62,15 @@ SCENARIOS = ["intact", "flipped_byte", "model_states_replaced", "extra_file", "m
 
 
 def _train_save_and_load(rank: int, out: Path) -> dict[str, str]:
-    import deepspeed
-
     from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
+    from distributed_ssl.engine.deepspeed_ops import initialize_engine
 
     method = _TinyMethod()
     optimizer = torch.optim.AdamW(method.trainable_module().parameters(), lr=0.05)
     config = {"train_micro_batch_size_per_gpu": 4, "gradient_accumulation_steps": 1, "train_batch_size": 8,
               "zero_optimization": {"stage": 2}, "zero_allow_untested_optimizer": True,
               "zero_force_ds_cpu_optimizer": False, "steps_per_print": 10**9}
-    engine, *_ = deepspeed.initialize(model=method, optimizer=optimizer, config=config)
+    engine, _ = initialize_engine(method, optimizer, config)
     gen = torch.Generator().manual_seed(rank)
     batch = {"x": torch.randn(4, 16, generator=gen), "y": torch.randn(4, 8, generator=gen)}
     engine.backward(engine(batch)["loss"])

@@ -80,7 +80,7 @@ class _TinyMethod(Method):
 
 
 def _teacher_after_training(stage: int, rank: int, ckpt_dir: str) -> dict[str, torch.Tensor]:
-    import deepspeed
+    from distributed_ssl.engine.deepspeed_ops import initialize_engine
 
     method = _TinyMethod()
     optimizer = torch.optim.AdamW(method.trainable_module().parameters(), lr=0.05)
@@ -88,7 +88,7 @@ def _teacher_after_training(stage: int, rank: int, ckpt_dir: str) -> dict[str, t
               "zero_optimization": {"stage": stage, "stage3_param_persistence_threshold": 0},
               "zero_allow_untested_optimizer": True, "zero_force_ds_cpu_optimizer": False,
               "steps_per_print": 10**9}
-    engine, *_ = deepspeed.initialize(model=method, optimizer=optimizer, config=config)
+    engine, _ = initialize_engine(method, optimizer, config)
     install_gather(method)  # as the Trainer does: the update reads the student's full weights under ZeRO-3
     gen = torch.Generator().manual_seed(100 + rank)  # every rank sees different data
     for step in range(1, STEPS + 1):

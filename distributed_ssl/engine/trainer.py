@@ -23,7 +23,7 @@ import torch
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.engine.checkpointing import load_checkpoint, save_checkpoint
 from distributed_ssl.engine.deepspeed_config import build_deepspeed_config
-from distributed_ssl.engine.deepspeed_ops import skip_inference_only_ops
+from distributed_ssl.engine.deepspeed_ops import initialize_engine
 from distributed_ssl.engine.early_start import EarlyStart
 from distributed_ssl.engine.input_wait import ADVICE, WARN_ABOVE, InputWaitMeter
 from distributed_ssl.engine.metrics import all_reduce_mean
@@ -100,8 +100,6 @@ class Trainer:
 
     def setup(self) -> Trainer:
         """Method, baseline probes, warm start, optimizer, DeepSpeed engine, schedules; then restore."""
-        import deepspeed
-
         cfg = self.cfg
         torch.manual_seed(cfg.train.seed)  # identical initial weights on every rank
         np.random.seed(cfg.train.seed + self.rank)
@@ -114,9 +112,7 @@ class Trainer:
         self.schedules = build_schedules(cfg, self.method.schedules, self.total_steps)
         optimizer = torch.optim.AdamW(param_groups(self.method.trainable_module(), cfg.optim.weight_decay),
                                       lr=cfg.optim.lr, betas=cfg.optim.betas)
-        skip_inference_only_ops()  # no ~90 s JIT build of an op training never uses
-        self.engine, self.optimizer, _, _ = deepspeed.initialize(
-            model=self.method, optimizer=optimizer, config=build_deepspeed_config(cfg, self.world))
+        self.engine, self.optimizer = initialize_engine(self.method, optimizer, build_deepspeed_config(cfg, self.world))
         install_gather(self.method)  # EMA updates read the student's full weights under ZeRO-3
         checkpoint = self.reporter.latest_checkpoint()
         if checkpoint is not None:
