@@ -1,6 +1,6 @@
-"""Run by tests/test_autoscaling.py in its own process: a workload that needs worker-only resources (tasks
-asking for `dssl_worker`, then optionally a 2-trial `dssl tune` sweep on a head with no CPUs of its own), and a
-record of how many nodes were alive over time, printed as one JSON line.
+"""Run by tests/test_autoscaling.py in its own process: a 2-trial `dssl tune` sweep on a cluster whose head has
+no CPUs of its own, so that every trial needs a node the autoscaler adds, and a record of how many nodes were
+alive over time, printed as one JSON line.
 
 A separate process so that its `ray.init` to the fake cluster cannot collide with a local Ray the test session
 may already hold.
@@ -32,13 +32,6 @@ def read_result(stdout: str) -> dict:
 
 def alive_nodes() -> list[dict]:
     return [n for n in ray.nodes() if n["Alive"]]
-
-
-@ray.remote(num_cpus=1, resources={"dssl_worker": 1})
-def on_worker(seconds: float) -> str:
-    """Occupy a worker node's `dssl_worker` slot, then say which node ran it."""
-    time.sleep(seconds)
-    return ray.get_runtime_context().get_node_id()
 
 
 def run_small_sweep(address: str, sweep_dir: Path, digits: Path) -> None:
@@ -76,8 +69,7 @@ def wait_for_head_alone(timeout_s: float) -> bool:
     return False
 
 
-def main(address: str, tasks: int, down_timeout_s: float, sweep_dir: str | None = None,
-         digits: str | None = None) -> None:
+def main(address: str, down_timeout_s: float, sweep_dir: str, digits: str) -> None:
     t0 = time.monotonic()
     ray.init(address=address, log_to_driver=False)
     head_id = ray.get_runtime_context().get_node_id()
@@ -95,31 +87,24 @@ def main(address: str, tasks: int, down_timeout_s: float, sweep_dir: str | None 
 
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    ran_on = ray.get([on_worker.remote(4.0) for _ in range(tasks)])
-    mark("tasks_done")
-    tasks_scaled_down = wait_for_head_alone(down_timeout_s)
-    mark("tasks_scaled_down")
-    sweep = None
-    if sweep_dir and tasks_scaled_down:
-        proc = subprocess.run([sys.executable, "-m", "tests.autoscale_probe", "sweep", address, sweep_dir, digits],
-                              capture_output=True, text=True, timeout=400)
-        if proc.returncode != 0:
-            raise RuntimeError(f"the sweep failed:\n{proc.stderr[-4000:]}")
-        sweep = read_result(proc.stdout)
-        mark("sweep_done")
-        sweep["scaled_down"] = wait_for_head_alone(down_timeout_s)
-        if not sweep["scaled_down"]:
-            sweep["actors_off_head"] = actors_off(head_id)
-        mark("sweep_scaled_down")
+    proc = subprocess.run([sys.executable, "-m", "tests.autoscale_probe", "sweep", address, sweep_dir, digits],
+                          capture_output=True, text=True, timeout=400)
+    if proc.returncode != 0:
+        raise RuntimeError(f"the sweep failed:\n{proc.stderr[-4000:]}")
+    sweep = read_result(proc.stdout)
+    mark("sweep_done")
+    sweep["scaled_down"] = wait_for_head_alone(down_timeout_s)
+    if not sweep["scaled_down"]:
+        sweep["actors_off_head"] = actors_off(head_id)
+    mark("sweep_scaled_down")
     stop.set()
     watcher.join()
     timeline.append((round(time.monotonic() - t0, 1), len(alive_nodes())))
-    print(RESULT + json.dumps({"head": head_id, "ran_on": ran_on, "marks": marks, "tasks_scaled_down": tasks_scaled_down,
-                      "timeline": timeline, "sweep": sweep}))
+    print(RESULT + json.dumps({"head": head_id, "marks": marks, "timeline": timeline, "sweep": sweep}))
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "sweep":
         run_small_sweep(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
     else:
-        main(sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), *sys.argv[4:6])
+        main(sys.argv[1], float(sys.argv[2]), sys.argv[3], sys.argv[4])

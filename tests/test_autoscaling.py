@@ -1,6 +1,6 @@
 """Autoscaling shown, not claimed: Ray's own autoscaler, with its fake multi-node provider, adds worker nodes
-for work that needs them (tasks asking for a worker-only resource, then a 2-trial `dssl tune` sweep pointed at the
-cluster exactly as on a laptop) and removes them once they idle."""
+for a 2-trial `dssl tune` sweep pointed at the cluster exactly as on a laptop (the head has no CPUs, so each trial
+needs a node it adds) and removes them once they idle."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, 
     env = {**os.environ, "RAY_AUTH_MODE": "token", "DSSL_TEST_TRACKING_URI": mlflow_server.uri}
     env.pop("RAY_ADDRESS", None)
     try:
-        proc = subprocess.run([sys.executable, "-m", "tests.autoscale_probe", head.gcs_address, "2", "120",
+        proc = subprocess.run([sys.executable, "-m", "tests.autoscale_probe", head.gcs_address, "120",
                                str(tmp_path / "sweep"), str(digits)],
                               cwd=ROOT, capture_output=True, text=True, timeout=560, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:] + head.log_tail()
@@ -54,26 +54,23 @@ def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, 
         stop_head(head)
     timeline, marks = result["timeline"], result["marks"]
     counts = [n for _, n in timeline]
-    during_sweep = [n for t, n in timeline if marks["tasks_scaled_down"] < t <= marks.get("sweep_done", 0)]
-    print(f"\nautoscaler: nodes over time {_runs(counts)}; events (s): {marks}")
+    during_sweep = [n for t, n in timeline if t <= marks["sweep_done"]]
+    print(f"\nautoscaler: nodes over time {_changes(timeline)}; events (s): {marks}")
     assert counts[0] == 1, "the cluster must start with the head alone"
-    assert max(counts) >= 2, "no worker node was added for work that needs `dssl_worker`"
-    assert all(node != result["head"] for node in result["ran_on"]), "worker-only work ran on the head"
-    assert result["tasks_scaled_down"], f"idle worker nodes were not removed after the tasks: {timeline[-5:]}"
     sweep = result["sweep"]
     assert sweep["trials"] == 2, sweep
-    assert during_sweep and max(during_sweep) >= 2, "no worker node was added for the sweep's trials"
+    assert max(during_sweep) >= 2, "no worker node was added for the sweep's trials"
     assert sweep["scaled_down"] and counts[-1] == 1, \
         f"idle nodes were not removed after the sweep: {timeline[-5:]}; held by {sweep.get('actors_off_head')}"
 
 
-def _runs(counts: list[int]) -> str:
-    """[1, 1, 2, 3, 3, 1] → '1 -> 2 -> 3 -> 1'."""
-    out = [counts[0]]
-    for n in counts[1:]:
-        if n != out[-1]:
-            out.append(n)
-    return " -> ".join(map(str, out))
+def _changes(timeline: list[list[float]]) -> str:
+    """[(0, 1), (0.5, 1), (9, 2), (20, 1)] → '1 at 0 s -> 2 at 9 s -> 1 at 20 s'."""
+    out = [timeline[0]]
+    for t, n in timeline[1:]:
+        if n != out[-1][1]:
+            out.append((t, n))
+    return " -> ".join(f"{n} at {t:.0f} s" for t, n in out)
 
 
 def test_ray_data_helper_actors_can_be_placed_on_the_driver_node(ray_cluster, caplog):
