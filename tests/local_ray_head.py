@@ -49,10 +49,22 @@ def ray_command(python: str | None) -> list[str]:
     return [f"{VENV_BIN}/ray"] if python is None else [python, "-m", "ray.scripts.scripts"]
 
 
+def ensure_auth_token() -> None:
+    """`ray get-auth-token --generate` when no token is found: `ray start --head` turns token authentication on
+    only when a token already exists (a first local `ray.init()` would write one), and the heads here must run
+    with it on, as on a cluster, on a fresh machine too."""
+    from distributed_ssl.launch.ray_auth import find_auth_token
+
+    if find_auth_token() is None:
+        subprocess.run([*ray_command(None), "get-auth-token", "--generate"], check=True, capture_output=True,
+                       timeout=60)
+
+
 def start_head(port: int, num_cpus: int, log_dir: Path, dashboard_port: int | None = None,
                autoscaling_config: Path | None = None, env: dict[str, str] | None = None,
                timeout_s: float = 120, python: str | None = None) -> RayHead:
-    """Start the head and wait until its GCS (and dashboard, if any) answers."""
+    """Start the head, with token authentication on, and wait until its GCS (and dashboard, if any) answers."""
+    ensure_auth_token()
     temp_dir = tempfile.mkdtemp(prefix="dssl-ray-", dir="/tmp")  # short: Unix socket paths are limited to 107 bytes
     cmd = [*ray_command(python), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
            f"--num-cpus={num_cpus}", "--object-store-memory=400000000", f"--temp-dir={temp_dir}",
@@ -69,6 +81,7 @@ def start_head(port: int, num_cpus: int, log_dir: Path, dashboard_port: int | No
     bin_dir = VENV_BIN if python is None else str(Path(python).parent)
     full_env = {**os.environ, "PATH": f"{bin_dir}:{os.environ.get('PATH', '')}", **(env or {})}
     full_env.pop("RAY_ADDRESS", None)
+    full_env.setdefault("RAY_AUTH_MODE", "token")
     log_path = log_dir / f"ray-head-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, start_new_session=True)

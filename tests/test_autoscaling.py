@@ -41,7 +41,7 @@ def test_autoscaler_adds_nodes_for_a_sweep_and_removes_them_when_idle(tmp_path, 
     # No CPUs on the head: every task and every trial can only run on nodes the autoscaler adds.
     head = start_head(PORT, num_cpus=0, log_dir=tmp_path, autoscaling_config=path,
                       env={"RAY_FAKE_CLUSTER": "1", "AUTOSCALER_UPDATE_INTERVAL_S": "1"})
-    # `ray start --head` turned token auth on; a driver given an explicit address must opt in to send the token.
+    # The head runs with token auth on (start_head); a driver given an explicit address must opt in to send the token.
     env = {**os.environ, "RAY_AUTH_MODE": "token", "DSSL_TEST_TRACKING_URI": mlflow_server.uri}
     env.pop("RAY_ADDRESS", None)
     try:

@@ -1,6 +1,7 @@
 """The bearer token a Ray cluster with token authentication expects on its dashboard / Jobs API.
 
-Ray 2.60's `ray start --head` turns token authentication on and writes the token to `~/.ray/auth_token`.
+Ray 2.60 turns token authentication on for a new local cluster (`ray.init()` writes `~/.ray/auth_token`; `ray start
+--head` turns it on once a token exists or with `RAY_AUTH_MODE=token`).
 Ray's own HTTP clients attach it only when *this* process runs in token mode (`RAY_AUTH_MODE=token`), which
 a plain `dssl submit` does not, so it would get `401 Unauthorized`. We therefore look the token up the same
 way Ray does and send it explicitly; a cluster without authentication ignores the header.
