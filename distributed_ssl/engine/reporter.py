@@ -47,14 +47,17 @@ class RayTrainReporter:
     """Inside a Ray Train worker: `ray.train.get_context`, `get_dataset_shard("train")`, `get_checkpoint`, `report`.
 
     `init_checkpoint` (a checkpoint directory, e.g. a PBT donor's) is restored when the run has none of its own.
+    `dataset`, when given, is iterated here instead of this worker's shard of the trainer's datasets (a single
+    worker: see launch/trainer.iterates_its_own_dataset).
     """
 
-    def __init__(self, init_checkpoint: str | None = None):
+    def __init__(self, init_checkpoint: str | None = None, dataset: Any = None):
         import ray.train
 
         ctx = ray.train.get_context()
         self.rank, self.world_size = ctx.get_world_rank(), ctx.get_world_size()
         self._init_checkpoint = init_checkpoint
+        self._dataset = dataset
         self._restore: Any = None
 
     def device(self, use_gpu: bool) -> torch.device:
@@ -67,7 +70,7 @@ class RayTrainReporter:
     def batches(self, batch_size: int, shuffle_buffer: int | None) -> Iterable[Batch]:
         import ray.train
 
-        shard = ray.train.get_dataset_shard("train")
+        shard = self._dataset if self._dataset is not None else ray.train.get_dataset_shard("train")
         return shard.iter_torch_batches(batch_size=batch_size, drop_last=True,
                                         local_shuffle_buffer_size=shuffle_buffer)
 

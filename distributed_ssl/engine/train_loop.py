@@ -24,7 +24,7 @@ def train_worker(config: dict[str, Any]) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     run_dir = RunDir(config["run_dir"])
-    reporter = RayTrainReporter(init_checkpoint=config.get("init_checkpoint"))
+    reporter = RayTrainReporter(init_checkpoint=config.get("init_checkpoint"), dataset=config.get("own_dataset"))
     # decoded once by the driver (bad records counted there, before any worker started), shared via the object store
     eval_splits = ray.get(config["eval_splits"]) if config.get("eval_splits") is not None else None
     trainer = Trainer(SSLConfig.model_validate(config["cfg"]), reporter, steps_per_epoch=config["steps_per_epoch"],
