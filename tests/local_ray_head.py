@@ -136,8 +136,11 @@ def _ready(head: RayHead) -> bool:
         return False
 
 
-def stop_head(head: RayHead, grace_s: float = 15) -> None:
-    """Terminate the head's whole process tree (by pid), then remove its temp dir."""
+def stop_head(head: RayHead, grace_s: float = 3) -> None:
+    """Terminate the head's whole process tree (by pid), then remove its temp dir.
+
+    The grace is short: a head's GCS server, its autoscaler monitor and `ray start --block` itself outlive a SIGTERM
+    by more than 15 s (they wait for each other), and nothing of a test's cluster needs a graceful end."""
     try:
         root = psutil.Process(head.proc.pid)
         procs = [root, *root.children(recursive=True)]
