@@ -42,6 +42,20 @@ def test_events_survive_the_trip_through_the_board():
         assert from_wire(to_wire(event)) == event
 
 
+def test_runs_of_one_driver_share_a_board_and_a_late_event_never_reaches_the_next_run(ray_cluster):
+    import ray
+
+    first_out, second_out = io.StringIO(), io.StringIO()
+    with RunConsole(label="first", stream=first_out, interactive=False) as first:
+        first.board.post.remote(to_wire(_step(2)))
+    ray.get(first.board.post.remote(to_wire(NoteProgress("late, from the first run"))))  # e.g. a worker cut off
+    with RunConsole(label="second", stream=second_out, interactive=False) as second:
+        second.board.post.remote(to_wire(_step(4)))
+    assert second.board._actor_id == first.board._actor_id  # one process for both runs
+    assert "first step 2/40" in first_out.getvalue()
+    assert second_out.getvalue().splitlines() == ["second step 4/40 epoch 1/4 loss 4.6000 200 samples/s input wait 2%"]
+
+
 @pytest.mark.parametrize("verbose", [False, True])
 def test_console_shows_our_records_and_only_errors_of_other_libraries(verbose, monkeypatch):
     monkeypatch.setattr(console_module, "_verbose", verbose)

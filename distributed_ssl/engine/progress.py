@@ -75,6 +75,25 @@ class ProgressBoard:
         return events
 
 
+_shared_board: tuple[str, Any] | None = None  # (the Ray job it belongs to, the board)
+
+
+def shared_board() -> Any:
+    """This driver's board, made by its first run and reused by the next (retraining passes, a test session):
+    an actor is a process of its own, about 0.6 CPU-s to start. A reused board is emptied first (a run cut off
+    may have left events); a new `ray.init` is a new job, whose first run makes a new board."""
+    global _shared_board
+    job = ray.get_runtime_context().get_job_id()
+    if _shared_board is not None and _shared_board[0] == job:
+        try:
+            ray.get(_shared_board[1].drain.remote(), timeout=10)
+            return _shared_board[1]
+        except (ray.exceptions.RayError, TimeoutError):  # it died: the next one replaces it
+            pass
+    _shared_board = (job, ProgressBoard.remote())
+    return _shared_board[1]
+
+
 class ProgressSender:
     """The worker side: posts events to the driver's board; a run without a board (tests, a sweep trial that
     shows no bar) posts nothing."""

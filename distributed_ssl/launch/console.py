@@ -18,9 +18,9 @@ from typing import IO, Any
 from distributed_ssl.engine.progress import (
     EvalProgress,
     NoteProgress,
-    ProgressBoard,
     StepProgress,
     from_wire,
+    shared_board,
 )
 
 log = logging.getLogger("distributed_ssl.console")
@@ -151,7 +151,7 @@ class RunConsole:
         self._thread: threading.Thread | None = None
 
     def __enter__(self) -> RunConsole:
-        self.board = ProgressBoard.remote()
+        self.board = shared_board()
         self._thread = threading.Thread(target=self._poll, name="dssl-console", daemon=True)
         self._thread.start()
         return self
@@ -166,9 +166,6 @@ class RunConsole:
             self._print(self._plain(last))
         if self._bar is not None:
             self._bar.close()
-        import ray
-
-        ray.kill(self.board)
 
     def _poll(self) -> None:
         while not self._stop.wait(self.poll_s):
