@@ -97,6 +97,16 @@ def _dssl(args: list[str], cwd: Path, timeout: float = 900) -> subprocess.Comple
                           env={**os.environ, "PYTHONUNBUFFERED": "1"})
 
 
+def _dssl_here(args: list[str], capsys: pytest.CaptureFixture) -> subprocess.CompletedProcess:
+    """`dssl ARGS` in this process, for commands that start no training: a fresh interpreter costs 2.5-3.5 s."""
+    from distributed_ssl.cli import main
+
+    capsys.readouterr()
+    code = main(args)
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out.out, out.err)
+
+
 def _registered_step(run: str) -> int:
     try:
         with _s3_fs().open_input_stream(f"{BUCKET}/{run}/train/checkpoint_manager_snapshot.json") as f:
@@ -125,7 +135,7 @@ def _kill_a_worker_after_checkpoint(run: str, killed: list[int], stop: threading
                                   "and the run finishes in the same MLflow run, redoing at most two checkpoint "
                                   "intervals; summary.json, encoder.pt, the views preview and config land on S3, "
                                   "metrics and artifacts on the server, nothing on local disk")
-def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server, tmp_path):
+def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server, tmp_path, capsys, monkeypatch):
     run = "runs/a"
     args = ["train", str(RECIPE), *_overrides(s3_digits, run, mlflow_server.uri, **{
         "train.max_steps": 24, "train.epochs": 2, "train.checkpoint_every": 8, "run.max_failures": 2,
@@ -171,9 +181,10 @@ def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server,
     assert resumed_from % 8 == 0 and len(steps) - len(set(steps)) < 2 * 8
 
     # `dssl eval` and `dssl sync` read the run back from S3 (the buffer is empty: the server never went away).
-    evaluated = _dssl(["eval", f"s3://{BUCKET}/{run}", "--data", s3_digits], cwd=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    evaluated = _dssl_here(["eval", f"s3://{BUCKET}/{run}", "--data", s3_digits], capsys)
     assert evaluated.returncode == 0 and "knn_top1" in evaluated.stdout, evaluated.stderr[-3000:]
-    synced = _dssl(["sync", f"s3://{BUCKET}/{run}"], cwd=tmp_path)
+    synced = _dssl_here(["sync", f"s3://{BUCKET}/{run}"], capsys)
     assert synced.returncode == 0 and "synced 0 buffered records" in synced.stdout, synced.stderr[-3000:]
 
     # `dssl train --resume` reads the config and the last checkpoint back from S3 and continues the same run.
@@ -189,7 +200,8 @@ def test_train_on_s3_survives_a_killed_worker(cluster, s3_digits, mlflow_server,
     assert after["steps"] == 28 and after["mlflow_run_id"] == summary["mlflow_run_id"]
 
 
-def test_submit_from_an_empty_directory_runs_from_the_upload(cluster, s3_digits, mlflow_server, tmp_path):
+def test_submit_from_an_empty_directory_runs_from_the_upload(cluster, s3_digits, mlflow_server, tmp_path, capsys,
+                                                            monkeypatch):
     """The nodes' Python has no distributed_ssl: the job runs only because the upload carries the whole package."""
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -210,15 +222,17 @@ def test_submit_from_an_empty_directory_runs_from_the_upload(cluster, s3_digits,
 
     # The job commands, against the same cluster: status, logs (the job's console), list; an unknown id is an error.
     address = cluster["head"].dashboard_url
-    status = _dssl(["jobs", "status", job_id, "--address", address], cwd=empty, timeout=120)
+    monkeypatch.chdir(empty)
+    status = _dssl_here(["jobs", "status", job_id, "--address", address], capsys)
     assert status.returncode == 0 and json.loads(status.stdout)["status"] == "SUCCEEDED"
-    logs = _dssl(["jobs", "logs", job_id, "--address", address], cwd=empty, timeout=120)
+    logs = _dssl_here(["jobs", "logs", job_id, "--address", address], capsys)
     assert logs.returncode == 0 and "knn_top1" in logs.stdout and f"s3://{BUCKET}/{run}/summary.json" in logs.stdout
     assert_quiet_console(logs.stdout)  # the job's driver shows our console too
-    listed = _dssl(["jobs", "list", "--address", address], cwd=empty, timeout=120)
+    listed = _dssl_here(["jobs", "list", "--address", address], capsys)
     assert listed.returncode == 0 and job_id in listed.stdout
-    missing = _dssl(["jobs", "status", "no-such-job", "--address", address], cwd=empty, timeout=120)
+    missing = _dssl_here(["jobs", "status", "no-such-job", "--address", address], capsys)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
+    assert list(empty.iterdir()) == []
 
 
 def test_sweep_trials_live_on_s3(cluster, s3_digits, mlflow_server, tmp_path):
