@@ -11,7 +11,7 @@ DEMO_DIR ?= runs/demo
 ESPEAK ?= espeak-ng
 APT_GET ?= apt-get
 
-.PHONY: install demo test test-fast lint bench clean system-deps
+.PHONY: install demo test test-fast lint bench clean system-deps bytecode
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,13 +46,19 @@ data/digits/train/manifest.json: | $(BIN)/.installed
 	$(BIN)/dssl data sample image data/digits
 
 # SimCLR, tiny ViT, 2 Ray Train workers, DeepSpeed ZeRO-2; prints a results table, then the summary.json path.
-demo: $(BIN)/.installed data/digits/train/manifest.json
+demo: $(BIN)/.installed bytecode data/digits/train/manifest.json
 	$(BIN)/dssl train jobs/configs/image_simclr.yaml run.dir=$(DEMO_DIR) --overwrite
 
-test: system-deps $(BIN)/.installed
+# Every Ray worker process of a run imports the package. Without bytecode on disk (PYTHONDONTWRITEBYTECODE, which
+# CI images often set) each one compiles it from source again: ~75 ms of CPU a process, several processes a run.
+# compileall rewrites only what is stale.
+bytecode: $(BIN)/.installed
+	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m compileall -q distributed_ssl tests benchmarks > /dev/null
+
+test: system-deps $(BIN)/.installed bytecode
 	$(BIN)/python -m pytest -q --durations=30
 
-test-fast: system-deps $(BIN)/.installed
+test-fast: system-deps $(BIN)/.installed bytecode
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(BIN)/.installed
