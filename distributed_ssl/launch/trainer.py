@@ -221,7 +221,7 @@ def _checked_run(cfg: SSLConfig, opt: RunOptions) -> dict[str, Any]:
 def iterates_its_own_dataset(cfg: SSLConfig) -> bool:
     """A single worker runs the dataset's iterator in its own process, as a DataLoader would: through Ray Train's
     `datasets` it would also start a split coordinator, one more process importing Ray Data that only divides
-    the stream between workers (about 1.6 s of a short run's 18 s on two cores)."""
+    the stream between workers."""
     return cfg.scaling.num_workers == 1
 
 
