@@ -6,7 +6,8 @@ seed; the table reports kNN and linear top-1 on the val split as mean ± std ove
 at random init and the hand-made-feature kNN (both measured in the same runs), samples seen and the wall time:
 
     python benchmarks/quality.py [--out runs/bench_quality] [--steps 40] [--seeds 3] [--modalities image,audio,lidar]
-                                 [--methods simclr,mae,byol,dino,jepa] [--image-set photos] [--readme README.md]
+                                 [--methods simclr,mae,byol,dino,jepa] [--image-set photos] [--set KEY=VALUE ...]
+                                 [--readme README.md]
 
 With --readme the table replaces the block between `<!-- quality:begin -->` and `<!-- quality:end -->`.
 """
@@ -46,12 +47,13 @@ def sample_data(out: Path, modality: str, image_set: str) -> Path:
     return data
 
 
-def measure(recipe: Path, data: Path, out: Path, steps: int, seed: int) -> dict:
+def measure(recipe: Path, data: Path, out: Path, steps: int, seed: int, extra: list[str]) -> dict:
+    """One run of `recipe` on `data`; `extra` are dotted overrides applied after the benchmark's own."""
     cfg = load_config(recipe, [f"data.train={data / 'train'}", f"data.eval={data}",
                                f"run.dir={out / f'{recipe.stem}_seed{seed}'}", f"train.seed={seed}",
                                f"train.max_steps={steps}", "train.epochs=1000", "train.eval_every_epochs=1000",
                                "train.checkpoint_every=100000", f"tracking.uri=sqlite:///{out}/mlflow.db",
-                               "tracking.experiment=bench_quality"])
+                               "tracking.experiment=bench_quality", *extra])
     started = time.time()
     summary = run_training(cfg, overwrite=True)
     return {"recipe": recipe.stem, "data": data.name, "steps": summary["steps"],
@@ -128,6 +130,8 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="runs per recipe (train.seed 0..N-1), reported as mean ± std")
     p.add_argument("--image-set", default="photos", choices=["photos", "digits"],
                    help="image data: photo regions (source-disjoint, the default) or the quick digits")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="a dotted override for every recipe, e.g. --set augment.jitter_prob=0 (repeatable)")
     p.add_argument("--readme", default=None, help="write the table into this README's quality block")
     p.add_argument("--plot", default="benchmarks/results/quality_vs_time.png", help="kNN against wall time (PNG)")
     args = p.parse_args()
@@ -139,7 +143,7 @@ def main() -> None:
             recipe = RECIPES / f"{modality}_{method}.yaml"
             if not recipe.exists():
                 raise SystemExit(f"no recipe {recipe} (--modalities/--methods)")
-            runs = [measure(recipe, data, out, args.steps, seed) for seed in range(args.seeds)]
+            runs = [measure(recipe, data, out, args.steps, seed, args.overrides) for seed in range(args.seeds)]
             rows.append(over_seeds(runs))
             print(markdown(rows[-1:]).splitlines()[-1], flush=True)
     table = markdown(rows)

@@ -1,6 +1,6 @@
 """`dssl data embed`: every record of a shard folder through a trained encoder, as Ray Data batch inference.
 
-An actor pool (`concurrency=`) loads the encoder once per actor and streams batches through it; with GPUs in
+An actor pool (`ActorPoolStrategy`) loads the encoder once per actor and streams batches through it; with GPUs in
 the cluster each actor takes one, so the same command uses every GPU. Output: Parquet files of `id` +
 `embedding` (fixed-size float32 lists) and `embeddings.json` describing them.
 """
@@ -87,7 +87,7 @@ def embed_shards(run_dir: str, shards: str, out: str, actors: int | None = None,
     ds = ray.data.read_parquet(paths, filesystem=fs, columns=columns, override_num_blocks=max(len(paths), 4 * actors))
     ds = ds.map_batches(EncoderEmbedder, fn_constructor_kwargs={"run_dir": storage.normalize(run_dir),
                                                                 "threads": max(int(cpus_per_actor), 1)},
-                        batch_size=batch_size, batch_format="numpy", concurrency=actors,
+                        batch_size=batch_size, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=actors),
                         num_gpus=1 if gpus else 0, num_cpus=cpus_per_actor)
     out_fs, out_root = storage.resolve(out)
     out_fs.create_dir(out_root, recursive=True)

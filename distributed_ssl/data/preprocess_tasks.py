@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 
 import ray
+import ray.data
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.util.machine import machine_cores
@@ -28,3 +29,9 @@ def preprocess_concurrency(cfg: SSLConfig) -> int | None:
     if cfg.data.preprocess_tasks is not None:
         return cfg.data.preprocess_tasks
     return machine_cores() if all_nodes_on_this_machine() else None
+
+
+def preprocess_compute(cfg: SSLConfig) -> ray.data.TaskPoolStrategy:
+    """The task pool of a preprocessing step, capped at `preprocess_concurrency` (Ray Data's `compute=`; its
+    `concurrency=` is deprecated). Every step of a pipeline gets an equal pool, so Ray Data can fuse them."""
+    return ray.data.TaskPoolStrategy(size=preprocess_concurrency(cfg))

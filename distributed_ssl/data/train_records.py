@@ -23,7 +23,7 @@ from distributed_ssl.data.manifest import (
     load_manifest,
     shard_paths,
 )
-from distributed_ssl.data.preprocess_tasks import preprocess_concurrency
+from distributed_ssl.data.preprocess_tasks import preprocess_compute
 from distributed_ssl.data.shard_reader import read_shard
 from distributed_ssl.util import storage
 
@@ -112,7 +112,7 @@ def read_train_records(cfg: SSLConfig, columns: list[str], manifest: Manifest | 
     # reserves the CPUs of a preprocessing task, so Ray Data fuses it with the decode + views step: one task reads a
     # shard and makes its views, and raw bytes never pass through the object store.
     local = cfg.data.shuffle == "local"
-    tasks = preprocess_concurrency(cfg)  # the same cap as the views step, so Ray Data still fuses the two
+    pool = preprocess_compute(cfg)  # the same pool as the views step, so Ray Data still fuses the two
     shards = ray.data.from_items([{"path": path, "shard": i} for i, path in enumerate(paths)],
                                  override_num_blocks=len(paths))
     if local:
@@ -120,8 +120,8 @@ def read_train_records(cfg: SSLConfig, columns: list[str], manifest: Manifest | 
                                                                     reseed_after_execution=True))
     ds = shards.map_batches(functools.partial(_read_listed_shards, root=cfg.data.train, manifest=manifest,
                                               columns=columns, shuffle_seed=cfg.data.shuffle_seed, permute=local),
-                            batch_format="pyarrow", batch_size=1, num_cpus=cfg.data.preprocess_cpus, concurrency=tasks)
+                            batch_format="pyarrow", batch_size=1, num_cpus=cfg.data.preprocess_cpus, compute=pool)
     if kept_array is not None:
         ds = ds.map_batches(functools.partial(keep_rows, kept=kept_array), batch_format="pyarrow",
-                            batch_size=None, zero_copy_batch=True, num_cpus=cfg.data.preprocess_cpus, concurrency=tasks)
+                            batch_size=None, zero_copy_batch=True, num_cpus=cfg.data.preprocess_cpus, compute=pool)
     return ds

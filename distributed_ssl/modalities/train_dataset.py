@@ -8,7 +8,7 @@ from ray.data import RandomSeedConfig
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.data.bad_records import LedgerAddress
 from distributed_ssl.data.manifest import Manifest
-from distributed_ssl.data.preprocess_tasks import preprocess_concurrency
+from distributed_ssl.data.preprocess_tasks import preprocess_compute
 from distributed_ssl.data.train_records import (
     fits_in_object_store_cache,
     open_train_manifest,
@@ -47,7 +47,7 @@ def build_train_dataset(cfg: SSLConfig, spec: ViewSpec, manifest: Manifest | Non
     # ViewsTask builds the modality where it runs: the coordinators that only unpickle the plan skip torch
     ds = ds.map_batches(ViewsTask(cfg, spec, ledger), batch_format="numpy",
                         batch_size=cfg.data.preprocess_batch_size, num_cpus=cfg.data.preprocess_cpus,
-                        concurrency=preprocess_concurrency(cfg))
+                        compute=preprocess_compute(cfg))
     if streamed:
         # A streamed shard is read and turned into views by one task (data/train_records.py); smaller output blocks
         # let its first views go to the trainer while it works on the rest, instead of the whole shard at its end.
