@@ -157,6 +157,10 @@ class TrackingConfig(_Section):
 class EvalConfig(_Section):
     knn_k: int = Field(20, ge=1)
     knn_temperature: float = Field(0.07, gt=0)
+    knn_standardize: bool = Field(True, description="kNN: scale every feature to zero mean and unit variance with "
+                                  "the memory bank's statistics before the cosine similarity, as the linear probe "
+                                  "and the hand-made-feature baseline do. Mean-pooled tokens share a large common "
+                                  "offset that otherwise dominates the cosine; false gives the plain DINO protocol.")
     batch_size: int = Field(256, ge=1)
     linear_l2: float = Field(1e-3, ge=0, description="Linear probe: L2 penalty on the weights (features are "
                              "standardised with the train split's statistics).")

@@ -14,9 +14,8 @@ import torch
 import torch.nn.functional as F
 
 from distributed_ssl.config.schema import EvalConfig
-from distributed_ssl.evaluation.knn_probe import knn_from_features
+from distributed_ssl.evaluation.knn_probe import knn_from_features, memory_bank, standardized
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
-from distributed_ssl.evaluation.linear_probe import standardize
 
 IMAGE_GRID = 8  # 8×8 block means per channel
 QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
@@ -74,15 +73,13 @@ def raw_features(modality: str, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def standardized_raw_features(modality: str, splits: dict[str, LabeledSplit]) -> dict[str, torch.Tensor]:
-    """Raw features of every split, standardised per dimension with the memory bank's statistics (the train split
-    of a train/val set, else the one split), as the kNN will use them."""
-    feats = {name: raw_features(modality, s.inputs) for name, s in splits.items()}
-    bank = "train" if "train" in feats and "val" in feats else next(iter(feats))
-    others = [name for name in feats if name != bank]
-    scaled = standardize(feats[bank], *(feats[name] for name in others))
-    return dict(zip([bank, *others], scaled, strict=True))
+    """Raw features of every split, standardised per dimension with the memory bank's statistics, as the kNN uses
+    them."""
+    return standardized({name: raw_features(modality, s.inputs) for name, s in splits.items()}, memory_bank(splits))
 
 
 def raw_feature_knn(modality: str, splits: dict[str, LabeledSplit], cfg: EvalConfig) -> float:
-    """kNN top-1 of the standardised raw features: same k, temperature and bank/query split as the encoder's kNN."""
-    return knn_from_features(standardized_raw_features(modality, splits), splits, cfg)
+    """kNN top-1 of the raw features, always standardised (their dimensions have different units): same k,
+    temperature and bank/query split as the encoder's kNN."""
+    return knn_from_features({name: raw_features(modality, s.inputs) for name, s in splits.items()}, splits, cfg,
+                             standardize_features=True)
