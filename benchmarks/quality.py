@@ -1,12 +1,13 @@
 """Representation quality of every method x modality recipe at one fixed budget, against two free baselines.
 
-Each recipe in jobs/configs/ trains on a built-in set (`dssl data sample image|audio|lidar`; images: the
-photo-region set by default, `--image-set digits` for the quick one) for the same number of optimizer steps, once per
+Each recipe in jobs/configs/ trains on a built-in set with train and val from disjoint sources (`dssl data sample
+image|audio|lidar`: photo regions, spoken words by voice, LiDAR object tiles by scene; `--sets image=,lidar=` for
+the quick digits and scene types) for the same number of optimizer steps, once per
 seed; the table reports kNN and linear top-1 on the val split as mean ± std over the seeds, beside the same encoder
 at random init and the hand-made-feature kNN (both measured in the same runs), samples seen and the wall time:
 
     python benchmarks/quality.py [--out runs/bench_quality] [--steps 40] [--seeds 3] [--modalities image,audio,lidar]
-                                 [--methods simclr,mae,byol,dino,jepa] [--image-set photos] [--set KEY=VALUE ...]
+                                 [--methods simclr,mae,byol,dino,jepa] [--sets image=photos,lidar=objects] [--set KEY=VALUE ...]
                                  [--readme README.md]
 
 With --readme the table replaces the block between `<!-- quality:begin -->` and `<!-- quality:end -->`.
@@ -37,9 +38,13 @@ COLUMNS = ["recipe", "data", "steps", "samples", "knn_top1", "knn_random_init", 
 MEASURES = ["knn_top1", "knn_random_init", "linear_top1", "linear_random_init", "wall_s"]
 
 
-def sample_data(out: Path, modality: str, image_set: str) -> Path:
+# the source-disjoint sample sets; a modality not named here uses its default set
+SAMPLE_SETS = "image=photos,lidar=objects"
+
+
+def sample_data(out: Path, modality: str, sets: dict[str, str]) -> Path:
     """The modality's built-in labeled set (train/ and val/), written once."""
-    named = image_set if modality == "image" and image_set != "digits" else ""
+    named = sets.get(modality, "")
     data = out / "data" / (f"{modality}_{named}" if named else modality)
     if not (data / "train" / "manifest.json").exists():
         if dssl(["data", "sample", modality, str(data), *(["--set", named] if named else [])]) != 0:
@@ -128,17 +133,18 @@ def main() -> None:
     p.add_argument("--modalities", default=",".join(MODALITIES))
     p.add_argument("--methods", default=",".join(METHODS))
     p.add_argument("--seeds", type=int, default=3, help="runs per recipe (train.seed 0..N-1), reported as mean ± std")
-    p.add_argument("--image-set", default="photos", choices=["photos", "digits"],
-                   help="image data: photo regions (source-disjoint, the default) or the quick digits")
+    p.add_argument("--sets", default=SAMPLE_SETS, help="MODALITY=NAME,...: the `dssl data sample --set` of each "
+                   "modality (an empty NAME: its quick default set)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a dotted override for every recipe, e.g. --set augment.jitter_prob=0 (repeatable)")
     p.add_argument("--readme", default=None, help="write the table into this README's quality block")
     p.add_argument("--plot", default="benchmarks/results/quality_vs_time.png", help="kNN against wall time (PNG)")
     args = p.parse_args()
     out = Path(args.out).resolve()
+    sets = dict(item.split("=", 1) for item in args.sets.split(",") if item)
     rows = []
     for modality in args.modalities.split(","):
-        data = sample_data(out, modality, args.image_set)
+        data = sample_data(out, modality, sets)
         for method in args.methods.split(","):
             recipe = RECIPES / f"{modality}_{method}.yaml"
             if not recipe.exists():

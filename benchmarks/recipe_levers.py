@@ -130,7 +130,7 @@ def main() -> None:
         print(markdown(rows[-1:], args.steps).splitlines()[-1], flush=True)
     table = markdown(rows, args.steps)
     title = (f"{args.recipe} on {args.data}: {args.steps} steps of batch {args.batch_size}, seed {args.seed}, one "
-             f"process; hand-made feature (raw pixels) kNN {rows[0]['raw']:.3f}")
+             f"process; hand-made feature kNN {rows[0]['raw']:.3f}")
     print(f"\n{title}\n\n{table}")
     if args.out:
         Path(args.out).write_text(f"{title}\n\n{table}\n")

@@ -128,10 +128,16 @@ def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
     from distributed_ssl.data.sample_lidar import write_lidar_scenes
 
     lidar = SpinningLidar(beams=o.beams, range_noise=o.range_noise)  # records are ~100 kB each: smaller shards
+    if o.set == "objects":
+        from distributed_ssl.data.sample_lidar_objects import write_lidar_objects
+
+        return write_lidar_objects(out, per_class=o.per_class, lidar=lidar, val_fraction=o.val_fraction,
+                                   shard_size=o.shard_size or 512)
     return write_lidar_scenes(out, per_class=o.per_class, lidar=lidar, val_fraction=o.val_fraction,
                               shard_size=o.shard_size or 128)
 
 
 register_shard_source(ShardSource("lidar", files="KITTI .bin, .npy, .pcd, .las/.laz",
-                                  sample="simulated spinning-LiDAR sweeps of procedural scenes", convert=_convert,
-                                  write_sample=_write_sample))
+                                  sample="simulated spinning-LiDAR sweeps of procedural scenes (--set objects: "
+                                  "ground tiles around single cars, trees, poles and bushes, train and val from "
+                                  "disjoint scenes)", convert=_convert, write_sample=_write_sample, sets=("objects",)))

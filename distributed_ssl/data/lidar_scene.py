@@ -26,6 +26,7 @@ class Scene:
     cyl_cls: list[int] = field(default_factory=list)
     spheres: list[tuple[float, ...]] = field(default_factory=list)  # (cx, cy, cz, radius)
     sphere_cls: list[int] = field(default_factory=list)
+    objects: list[tuple[int, float, float]] = field(default_factory=list)  # (class, cx, cy) of each object placed
 
     def box(self, cx: float, cy: float, lx: float, ly: float, height: float, yaw: float, cls: int,
             z0: float = 0.0) -> None:
@@ -34,23 +35,27 @@ class Scene:
 
     def car(self, cx: float, cy: float, yaw: float, rng: np.random.Generator) -> None:
         length, width = rng.uniform(3.8, 4.9), rng.uniform(1.6, 1.9)
+        self.objects.append((CAR, cx, cy))
         self.box(cx, cy, length, width, rng.uniform(0.7, 0.9), yaw, CAR, z0=0.3)
         self.box(cx - 0.2 * length * np.cos(yaw), cy - 0.2 * length * np.sin(yaw), 0.5 * length, 0.9 * width,
                  rng.uniform(0.45, 0.6), yaw, CAR, z0=1.05)
 
     def tree(self, cx: float, cy: float, rng: np.random.Generator) -> None:
         height, crown = rng.uniform(4.0, 12.0), rng.uniform(1.5, 3.5)
+        self.objects.append((TREE, cx, cy))
         self.cylinders.append((cx, cy, rng.uniform(0.12, 0.35), 0.0, height - crown))
         self.cyl_cls.append(TREE)
         self.spheres.append((cx, cy, height - crown * 0.6, crown))
         self.sphere_cls.append(TREE)
 
     def pole(self, cx: float, cy: float, rng: np.random.Generator) -> None:
+        self.objects.append((POLE, cx, cy))
         self.cylinders.append((cx, cy, rng.uniform(0.08, 0.2), 0.0, rng.uniform(4.0, 9.0)))
         self.cyl_cls.append(POLE)
 
     def bush(self, cx: float, cy: float, rng: np.random.Generator) -> None:
         r = rng.uniform(0.4, 1.2)
+        self.objects.append((BUSH, cx, cy))
         self.spheres.append((cx, cy, r * 0.6, r))
         self.sphere_cls.append(BUSH)
 
