@@ -252,7 +252,8 @@ def _add_data_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--set", default="", metavar="NAME",
                    help=f"a named set instead of the modality's default ({named})")
     s.add_argument("--size", type=int, default=32, help="image side in pixels (default 32)")
-    s.add_argument("--per-class", type=int, default=60, help="audio/lidar: records per word or scene type")
+    s.add_argument("--per-class", type=int, default=None,
+                   help="audio/lidar: records per word or scene type (default 60), or per object class (objects: 150)")
     s.add_argument("--sample-rate", type=int, default=16000, help="audio: Hz (default 16000)")
     s.add_argument("--beams", type=int, default=16, help="lidar: laser beams of the simulated sensor")
     s.add_argument("--range-noise", type=float, default=0.02, help="lidar: range noise sigma in metres")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import collections
 
 import numpy as np
+import pytest
 
 from distributed_ssl.data.lidar_scene import POINT_CLASSES
 from distributed_ssl.data.manifest import load_manifest
@@ -17,8 +18,9 @@ def _rows(split_uri: str) -> list[dict]:
     return [row for t in read_shards(split_uri, load_manifest(split_uri)) for row in t.to_pylist()]
 
 
-def test_tiles_are_balanced_labelled_by_their_object_and_split_by_scene(tmp_path):
-    manifests = write_lidar_objects(str(tmp_path / "objects"), per_class=8, val_fraction=0.25)
+@pytest.mark.parametrize("val_fraction", [0.2, 0.25])  # the CLI's default and the function's
+def test_tiles_are_balanced_labelled_by_their_object_and_split_by_scene(tmp_path, val_fraction):
+    manifests = write_lidar_objects(str(tmp_path / "objects"), per_class=8, val_fraction=val_fraction)
     rows = {split: _rows(str(tmp_path / "objects" / split)) for split in manifests}
     classes = manifests["train"].classes
     assert classes == ["car", "tree", "pole", "bush"] and manifests["val"].classes == classes

@@ -61,7 +61,7 @@ def _convert(src: str, out: str, o: ConvertOptions) -> ConvertReport:
 def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
     from distributed_ssl.data.sample_audio import write_spoken_words
 
-    return write_spoken_words(out, per_word=o.per_class, sample_rate=o.sample_rate, val_fraction=o.val_fraction,
+    return write_spoken_words(out, per_word=o.per_class or 60, sample_rate=o.sample_rate, val_fraction=o.val_fraction,
                               shard_size=o.shard_size or 512)
 
 

@@ -131,9 +131,9 @@ def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
     if o.set == "objects":
         from distributed_ssl.data.sample_lidar_objects import write_lidar_objects
 
-        return write_lidar_objects(out, per_class=o.per_class, lidar=lidar, val_fraction=o.val_fraction,
+        return write_lidar_objects(out, per_class=o.per_class or 150, lidar=lidar, val_fraction=o.val_fraction,
                                    shard_size=o.shard_size or 512)
-    return write_lidar_scenes(out, per_class=o.per_class, lidar=lidar, val_fraction=o.val_fraction,
+    return write_lidar_scenes(out, per_class=o.per_class or 60, lidar=lidar, val_fraction=o.val_fraction,
                               shard_size=o.shard_size or 128)
 
 

@@ -38,26 +38,26 @@ def object_tiles(points: np.ndarray, point_cls: np.ndarray, objects: list[tuple[
     return tiles
 
 
-def write_lidar_objects(out_uri: str, per_class: int = 60, lidar: SpinningLidar | None = None,
+def write_lidar_objects(out_uri: str, per_class: int = 150, lidar: SpinningLidar | None = None,
                         val_fraction: float = 0.25, shard_size: int = 512, seed: int = 0) -> dict[str, Manifest]:
     """Write `out_uri/train` and `out_uri/val`: about `per_class` tiles of each object class in all.
 
-    Scenes of every type are simulated in turn; a scene's tiles go to val when the scene is one of the val
-    scenes (every 1/val_fraction-th), until each class has its share on that side.
+    Scenes of every type are simulated in turn; each scene is drawn to val with probability `val_fraction`
+    (independently of its type), and its tiles fill that side's share of each class.
     """
     lidar = lidar or SpinningLidar()
     names = [POINT_CLASSES[c] for c in OBJECT_CLASSES]
     want = {"val": max(1, round(per_class * val_fraction))}
     want["train"] = per_class - want["val"]
-    every = max(2, round(1 / val_fraction))
     kept: dict[str, list[dict]] = {"train": [], "val": []}
     count = {split: dict.fromkeys(OBJECT_CLASSES, 0) for split in kept}
     scene_types = list(SCENE_TYPES)
     scene = 0
     while any(n < want[split] for split in kept for n in count[split].values()):
-        if scene > 200 * per_class:
-            raise RuntimeError(f"the simulated scenes gave too few objects for {per_class} per class")
-        split = "val" if scene % every == every - 1 else "train"
+        if scene > 50 * per_class:
+            raise RuntimeError(f"{scene} simulated scenes gave too few objects for {per_class} per class "
+                               f"(val_fraction {val_fraction}): {count}")
+        split = "val" if np.random.default_rng([seed, scene, 1]).random() < val_fraction else "train"
         rng = np.random.default_rng([seed, scene])  # one stream per scene: the same set whatever the order
         kind = scene_types[scene % len(scene_types)]
         layout = SCENE_TYPES[kind](rng)

@@ -40,7 +40,7 @@ class SampleOptions:
     val_fraction: float = 0.2
     set: str = ""  # which of a modality's sets; "" is its quick default (image: digits; also photos)
     size: int = 32  # image
-    per_class: int = 60  # audio, lidar
+    per_class: int | None = None  # audio, lidar; None: the set's own default
     sample_rate: int = 16000  # audio
     beams: int = 16  # lidar
     range_noise: float = 0.02  # lidar
