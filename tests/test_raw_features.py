@@ -13,6 +13,7 @@ import torch
 
 from distributed_ssl.cli import main
 from distributed_ssl.config.loader import load_config, save_config
+from distributed_ssl.evaluation.knn_probe import memory_bank, standardized
 from distributed_ssl.evaluation.labeled_set import LabeledSplit, load_labeled
 from distributed_ssl.evaluation.raw_features import (
     audio_features,
@@ -21,7 +22,6 @@ from distributed_ssl.evaluation.raw_features import (
     lidar_points,
     raw_feature_knn,
     raw_features,
-    standardized_raw_features,
 )
 from distributed_ssl.methods.registry import build_encoder_for
 from distributed_ssl.modalities.point_tokenizer import tokenize
@@ -133,7 +133,7 @@ def test_lidar_points_are_points_of_the_cloud(one_thread):
 
 
 def test_features_are_standardised_with_the_bank_statistics(image_splits, one_thread):
-    feats = standardized_raw_features("image", image_splits)
+    feats = standardized({name: image_features(s.inputs) for name, s in image_splits.items()}, memory_bank(image_splits))
     raw = {name: image_features(s.inputs) for name, s in image_splits.items()}
     mean, std = raw["train"].mean(0), raw["train"].std(0).clamp_min(1e-6)
     varying = raw["train"].std(0) > 1e-3  # the digits' blank corners are constant

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from distributed_ssl.config.schema import EvalConfig
-from distributed_ssl.evaluation.knn_probe import knn_from_features, memory_bank, standardized
+from distributed_ssl.evaluation.knn_probe import knn_from_features
 from distributed_ssl.evaluation.labeled_set import LabeledSplit
 
 IMAGE_GRID = 8  # 8×8 block means per channel
@@ -70,12 +70,6 @@ def raw_features(modality: str, inputs: torch.Tensor) -> torch.Tensor:
     if modality not in RAW_FEATURES:
         raise ValueError(f"no raw-feature baseline for modality {modality!r}; known: {sorted(RAW_FEATURES)}")
     return RAW_FEATURES[modality](inputs)
-
-
-def standardized_raw_features(modality: str, splits: dict[str, LabeledSplit]) -> dict[str, torch.Tensor]:
-    """Raw features of every split, standardised per dimension with the memory bank's statistics, as the kNN uses
-    them."""
-    return standardized({name: raw_features(modality, s.inputs) for name, s in splits.items()}, memory_bank(splits))
 
 
 def raw_feature_knn(modality: str, splits: dict[str, LabeledSplit], cfg: EvalConfig) -> float:
