@@ -20,12 +20,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import torch
 
 from distributed_ssl.cli import main as dssl
 from distributed_ssl.config import load_config
-from distributed_ssl.data.manifest import shard_paths
+from distributed_ssl.data.shard_reader import read_columns
 from distributed_ssl.engine.schedules import LR, WEIGHT_DECAY, build_schedules, values_at
 from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import load_labeled
@@ -42,18 +41,13 @@ DEFAULT_VARIANTS = [
 ]
 
 
-def train_records(data: str, columns: list[str]) -> dict[str, np.ndarray]:
-    tables = [pq.read_table(path, columns=columns) for path in shard_paths(f"{data}/train")]
-    return {c: np.concatenate([t[c].to_numpy(zero_copy_only=False) for t in tables]) for c in columns}
-
-
 def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch: int, eval_every: int,
                 seed: int) -> dict:
     """kNN at random init and every `eval_every` steps of one plain-loop run, and its wall time."""
     torch.manual_seed(seed)
     cfg = load_config(recipe, [f"data.train={data}/train", f"data.eval={data}", *overrides])
     modality, spec = build_modality(cfg), view_spec_for(cfg)
-    records = train_records(data, modality.record_columns)
+    records = read_columns(f"{data}/train", modality.record_columns)
     n = len(next(iter(records.values())))
     splits = load_labeled(data, cfg)
     method = build_method(cfg)

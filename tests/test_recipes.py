@@ -12,12 +12,11 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pyarrow.parquet as pq
 import pytest
 import torch
 
 from distributed_ssl.config import load_config
-from distributed_ssl.data.manifest import shard_paths
+from distributed_ssl.data.shard_reader import read_columns
 from distributed_ssl.engine.reporter import InProcessReporter
 from distributed_ssl.engine.trainer import Trainer
 from distributed_ssl.methods.registry import view_spec_for
@@ -33,8 +32,7 @@ pytestmark = pytest.mark.usefixtures("gloo_group")
 
 def _records(data_dir: str, columns: list[str], count: int) -> dict[str, np.ndarray]:
     """The first `count` records of a train split as Ray Data's numpy batches hold them."""
-    table = pq.read_table(shard_paths(f"{data_dir}/train")[0], columns=columns).slice(0, count)
-    return {name: table[name].to_numpy(zero_copy_only=False) for name in columns}
+    return {name: values[:count] for name, values in read_columns(f"{data_dir}/train", columns).items()}
 
 
 def test_every_recipe_in_jobs_configs_is_covered():

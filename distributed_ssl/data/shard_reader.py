@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from ray.data._internal.object_extensions.arrow import raise_on_pickle_object_columns
 
-from distributed_ssl.data.manifest import DatasetError, Manifest, ShardInfo
+from distributed_ssl.data.manifest import DatasetError, Manifest, ShardInfo, load_manifest
 from distributed_ssl.data.schemas import check_schema, column_names
 from distributed_ssl.util import storage
 
@@ -70,3 +71,10 @@ def read_shards(uri: str, manifest: Manifest, columns: list[str] | None = None) 
     fs, root = storage.resolve(uri)
     return [read_shard(fs, storage.join(root, info.file), info, manifest.modality, columns)
             for info in manifest.shards]
+
+
+def read_columns(uri: str, columns: list[str]) -> dict[str, np.ndarray]:
+    """Every record of the shard folder `uri` as one numpy array per column, as Ray Data's numpy batches hold
+    them: for a plain training loop over a small set (tests, benchmarks)."""
+    tables = read_shards(uri, load_manifest(uri), columns)
+    return {c: np.concatenate([t[c].to_numpy(zero_copy_only=False) for t in tables]) for c in columns}
