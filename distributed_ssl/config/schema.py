@@ -167,10 +167,12 @@ class EvalConfig(_Section):
     linear_max_iter: int = Field(100, ge=1, description="Linear probe: L-BFGS iterations (full batch, zero init).")
     linear_holdout: float = Field(0.2, gt=0, lt=1, description="Linear probe on an eval set with one split: the "
                                   "stratified, seeded fraction held out as its val split.")
-    collapse_std_fraction: float = Field(0.01, ge=0, description="Collapse warning when the embedding std (of "
-                                         "L2-normalised eval embeddings) falls below this fraction of 1/sqrt(dim).")
-    collapse_rank_fraction: float = Field(0.05, ge=0, le=1, description="Collapse warning when the effective rank "
-                                          "of the eval embeddings falls below this fraction of the dimension.")
+    collapse_std_fraction: float = Field(0.001, ge=0, description="Collapse warning when the embedding std (of "
+                                         "L2-normalised eval embeddings) falls below this fraction of 1/sqrt(dim). "
+                                         "Healthy encoders measured down to 0.0057 (a large shared offset shrinks it).")
+    collapse_rank_fraction: float = Field(0.02, ge=0, le=1, description="Collapse warning when the effective rank "
+                                          "of the eval embeddings falls below this fraction of min(records, dim). "
+                                          "Healthy encoders measured down to 6.3 of 128 (0.049).")
 
 
 class TuneConfig(_Section):
