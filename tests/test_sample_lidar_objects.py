@@ -44,3 +44,15 @@ def test_the_set_is_the_same_for_the_same_seed(tmp_path):
         write_lidar_objects(str(tmp_path / name), per_class=4, seed=3)
     for split in ("train", "val"):
         assert _rows(str(tmp_path / "a" / split)) == _rows(str(tmp_path / "b" / split))
+
+
+def test_the_cli_writes_the_set_of_the_function_objects_with_their_own_reflectivity(tmp_path):
+    """`dssl data sample lidar --set objects` writes what write_lidar_objects writes by default, whose sensor gives
+    every object its own reflectivity (tests/test_lidar.py shows what the spread does)."""
+    from distributed_ssl.cli import main as dssl
+
+    write_lidar_objects(str(tmp_path / "function"), per_class=4, val_fraction=0.25, seed=0)
+    assert dssl(["data", "sample", "lidar", str(tmp_path / "cli"), "--set", "objects", "--per-class", "4",
+                 "--val-fraction", "0.25"]) == 0
+    for split in ("train", "val"):
+        assert _rows(str(tmp_path / "cli" / split)) == _rows(str(tmp_path / "function" / split))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -129,10 +130,11 @@ def _write_sample(out: str, o: SampleOptions) -> dict[str, Manifest]:
 
     lidar = SpinningLidar(beams=o.beams, range_noise=o.range_noise)  # records are ~100 kB each: smaller shards
     if o.set == "objects":
-        from distributed_ssl.data.sample_lidar_objects import write_lidar_objects
+        from distributed_ssl.data.sample_lidar_objects import REFLECTIVITY_SPREAD, write_lidar_objects
 
-        return write_lidar_objects(out, per_class=o.per_class or 150, lidar=lidar, val_fraction=o.val_fraction,
-                                   shard_size=o.shard_size or 512)
+        return write_lidar_objects(out, per_class=o.per_class or 150,
+                                   lidar=replace(lidar, reflectivity_spread=REFLECTIVITY_SPREAD),
+                                   val_fraction=o.val_fraction, shard_size=o.shard_size or 512)
     return write_lidar_scenes(out, per_class=o.per_class or 60, lidar=lidar, val_fraction=o.val_fraction,
                               shard_size=o.shard_size or 128)
 

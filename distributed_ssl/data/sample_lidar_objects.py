@@ -23,6 +23,9 @@ OBJECT_CLASSES = [CAR, TREE, POLE, BUSH]
 TILE_RADIUS = 3.0  # metres of ground around the object's centre
 NEAREST, FARTHEST = 3.0, 30.0  # metres from the sensor to the object's centre
 MIN_OBJECT_POINTS = 24  # returns on the object itself; fewer is a glimpse no one could label
+# every car body, trunk, crown, pole and scene ground its own reflectivity (log-normal around its class's): real
+# returns differ by paint, bark and material, so intensity is a cue to the class, not its name
+REFLECTIVITY_SPREAD = 0.5
 
 
 def object_tiles(points: np.ndarray, point_cls: np.ndarray, objects: list[tuple[int, float, float]]
@@ -45,7 +48,7 @@ def write_lidar_objects(out_uri: str, per_class: int = 150, lidar: SpinningLidar
     Scenes of every type are simulated in turn; each scene is drawn to val with probability `val_fraction`
     (independently of its type), and its tiles fill that side's share of each class.
     """
-    lidar = lidar or SpinningLidar()
+    lidar = lidar or SpinningLidar(reflectivity_spread=REFLECTIVITY_SPREAD)
     names = [POINT_CLASSES[c] for c in OBJECT_CLASSES]
     want = {"val": max(1, round(per_class * val_fraction))}
     want["train"] = per_class - want["val"]
