@@ -8,7 +8,8 @@ at random init and the hand-made-feature kNN (both measured in the same runs), s
 
     python benchmarks/quality.py [--out runs/bench_quality] [--steps 40] [--seeds 3] [--modalities image,audio,lidar]
                                  [--methods simclr,mae,byol,dino,jepa] [--sets image=photos,lidar=objects] [--set KEY=VALUE ...]
-                                 [--readme README.md]
+                                 [--readme README.md] [--plot PNG]
+    python benchmarks/quality.py --from-json RUN/quality.json ... --plot benchmarks/results/quality_vs_time.png
 
 With --readme the table replaces the block between `<!-- quality:begin -->` and `<!-- quality:end -->`.
 """
@@ -138,9 +139,22 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="a dotted override for every recipe, e.g. --set augment.jitter_prob=0 (repeatable)")
     p.add_argument("--readme", default=None, help="write the table into this README's quality block")
-    p.add_argument("--plot", default="benchmarks/results/quality_vs_time.png", help="kNN against wall time (PNG)")
+    p.add_argument("--plot", default=None, help="kNN against wall time (PNG; default OUT/quality_vs_time.png)")
+    p.add_argument("--from-json", nargs="+", default=None, metavar="QUALITY_JSON",
+                   help="train nothing: gather the rows of earlier runs' quality.json into one table and plot, e.g. "
+                   "the README's (--plot benchmarks/results/quality_vs_time.png)")
     args = p.parse_args()
     out = Path(args.out).resolve()
+    plot_path = Path(args.plot) if args.plot else out / "quality_vs_time.png"
+    if args.from_json:
+        # JSON keeps a (mean, std) pair as a list
+        rows = [{k: tuple(v) if isinstance(v, list) and k in MEASURES else v for k, v in row.items()}
+                for f in args.from_json for row in json.loads(Path(f).read_text())]
+        print(markdown(rows))
+        plot(rows, plot_path)
+        if args.readme:
+            replace_readme_block(Path(args.readme), markdown(rows))
+        return
     sets = dict(item.split("=", 1) for item in args.sets.split(",") if item)
     rows = []
     for modality in args.modalities.split(","):
@@ -158,7 +172,7 @@ def main() -> None:
     print(table)
     (out / "quality.md").write_text(table + "\n")
     (out / "quality.json").write_text(json.dumps(rows, indent=2))
-    plot(rows, Path(args.plot))
+    plot(rows, plot_path)
     if args.readme:
         replace_readme_block(Path(args.readme), table)
 
