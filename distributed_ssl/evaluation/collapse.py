@@ -17,8 +17,9 @@ shared offset: `embedding_std` is measured before centring, so a large offset sh
 standardise, still read the spread around it. 41 runs of the fifteen recipes on the source-disjoint sets had
 std · sqrt(D) from 0.0057 (LiDAR BYOL/MAE/JEPA on the objects with one reflectivity per class, kNN +0.23 to
 +0.28 over random init) to 0.94, and effective rank from 6.3 (LiDAR DINO, kNN +0.37 over random init, four
-classes) up; the former limits (0.01 and 0.05 · 128 = 6.4) flagged four of those LiDAR encoders. A collapsed encoder sits orders of magnitude lower: a constant output with
-1e-6 noise has std · sqrt(D) about 1e-6, a rank-1 output a rank of 1.
+classes) up; the former limits (0.01 and 0.05 · 128 = 6.4) flagged four of those LiDAR encoders. A collapsed
+encoder sits orders of magnitude lower: a constant output with 1e-6 noise has std · sqrt(D) about 1e-6, a rank-1
+output a rank of 1.
 """
 
 from __future__ import annotations
