@@ -100,30 +100,33 @@ def replace_readme_block(readme: Path, table: str) -> None:
 
 
 def plot(rows: list[dict], path: Path) -> None:
-    """kNN against wall seconds, a panel per data set: each recipe a line from its random-init kNN (at 0 s) to its
-    trained kNN (mean ± std over seeds), the hand-made-feature kNN dashed."""
+    """kNN (top row) and linear top-1 (bottom row) against wall seconds, a column per data set: each recipe a line
+    from its random-init score (at 0 s) to its trained score (mean ± std over seeds), the hand-made-feature kNN
+    dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     sets = sorted({r["data"] for r in rows})
-    fig, axes = plt.subplots(1, len(sets), figsize=(5.5 * len(sets), 4.2), squeeze=False)
-    for ax, name in zip(axes[0], sets, strict=True):
-        for r in (r for r in rows if r["data"] == name):
-            (wall, _), (knn, std), (init, _) = r["wall_s"], r["knn_top1"], r["knn_random_init"]
-            line = ax.plot([0, wall], [init, knn], marker="o", alpha=0.8)[0]
-            ax.errorbar([wall], [knn], yerr=[std], color=line.get_color(), capsize=3)
-            ax.annotate(r["recipe"], (wall, knn), fontsize=8, xytext=(4, 2), textcoords="offset points")
-        raw = next((r["knn_raw_features"] for r in rows if r["data"] == name and r["knn_raw_features"]), None)
-        if raw is not None:
-            ax.axhline(raw, linestyle="--", color="grey", label=f"hand-made feature {raw:.3f}")
-            ax.legend(loc="lower right", fontsize=8)
-        ax.set(title=f"{name}: kNN top-1 vs wall time", xlabel="wall seconds (whole run)",
-               ylabel="kNN top-1 (val, mean ± std)")
+    fig, axes = plt.subplots(2, len(sets), figsize=(5.5 * len(sets), 8.4), squeeze=False)
+    for col, name in enumerate(sets):
+        for ax, probe in zip(axes[:, col], ("knn", "linear"), strict=True):
+            for r in (r for r in rows if r["data"] == name):
+                (wall, _), (score, std) = r["wall_s"], r[f"{probe}_top1"]
+                init = r[f"{probe}_random_init"][0]
+                line = ax.plot([0, wall], [init, score], marker="o", alpha=0.8)[0]
+                ax.errorbar([wall], [score], yerr=[std], color=line.get_color(), capsize=3)
+                ax.annotate(r["recipe"], (wall, score), fontsize=8, xytext=(4, 2), textcoords="offset points")
+            raw = next((r["knn_raw_features"] for r in rows if r["data"] == name and r["knn_raw_features"]), None)
+            if raw is not None:
+                ax.axhline(raw, linestyle="--", color="grey", label=f"hand-made feature kNN {raw:.3f}")
+                ax.legend(loc="lower right", fontsize=8)
+            ax.set(title=f"{name}: {probe} top-1 vs wall time", xlabel="wall seconds (whole run)",
+                   ylabel=f"{probe} top-1 (val, mean ± std)")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
