@@ -120,7 +120,6 @@ def test_simulated_sweep_hits_a_wall_where_it_stands():
     assert 0 <= points[:, 3].min() and points[:, 3].max() <= 1
 
 
-
 def test_reflectivity_spread_gives_each_wall_its_own_intensity():
     """Two walls of one class facing the sensor at the same range: one reflectivity without the spread (same
     intensity), each its own with it (intensity no longer names the class)."""
@@ -135,6 +134,7 @@ def test_reflectivity_spread_gives_each_wall_its_own_intensity():
         front, back = wall[wall[:, 0] > 0, 3].mean(), wall[wall[:, 0] < 0, 3].mean()
         gaps[spread] = abs(np.log(front / back))
     assert gaps[0.0] < 0.02 and gaps[0.5] > 0.1, gaps
+
 
 def test_sample_scenes_are_labeled(tmp_path):
     from distributed_ssl.data.sample_lidar import write_lidar_scenes

@@ -76,7 +76,6 @@ def test_collapse_metrics_of_constant_rank1_and_isotropic_embeddings():
     assert collapse_report(constant).metrics()["collapsed"] == 1.0
 
 
-
 def test_a_healthy_encoder_with_a_shared_offset_and_few_directions_is_not_called_collapsed():
     """What the trained LiDAR encoders look like: four classes spread over six directions, the spread 0.57 % of a
     shared offset. The probes standardise and read the classes; the monitor must not warn, while the same offset
@@ -88,15 +87,15 @@ def test_a_healthy_encoder_with_a_shared_offset_and_few_directions_is_not_called
     centres = torch.randn(4, 6, generator=g) * 2.0
     labels = torch.arange(4).repeat_interleave(per_class)
     spread = (centres[labels] + 0.5 * torch.randn(len(labels), 6, generator=g)) @ directions
-    for scale, collapsed in ((0.0057, False), (1e-6, True)):
-        feats = offset + spread * (scale * offset.norm() / spread.norm(dim=1).mean())
-        report = collapse_report(feats)
-        assert report.collapsed is collapsed, report
-    healthy = offset + spread * (0.0057 * offset.norm() / spread.norm(dim=1).mean())
+    unit = offset.norm() / spread.norm(dim=1).mean()  # the spread at 1 x the offset's norm
+    healthy, one_point = (offset + spread * scale * unit for scale in (0.0057, 1e-6))
+    assert collapse_report(healthy).collapsed is False, collapse_report(healthy)
+    assert collapse_report(one_point).collapsed is True, collapse_report(one_point)
     assert embedding_std(healthy) * math.sqrt(dim) < 0.01  # what the former limit (0.01) called collapse
     train, val = torch.arange(len(labels)) % 2 == 0, torch.arange(len(labels)) % 2 == 1
     assert linear_probe_features({"train": healthy[train], "val": healthy[val]},
                                  {"train": labels[train], "val": labels[val]}, 4) > 0.9
+
 
 def test_collapse_warning_goes_to_the_log_and_an_mlflow_tag(digit_splits, caplog):
     from mlflow.tracking import MlflowClient

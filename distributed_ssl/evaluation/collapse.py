@@ -30,6 +30,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from distributed_ssl.config.schema import EvalConfig
+
 
 def embedding_std(feats: torch.Tensor) -> float:
     """Mean per-dimension std of the L2-normalised rows of `feats` [N, D]."""
@@ -51,6 +53,9 @@ def effective_rank(feats: torch.Tensor, eps: float = 1e-12) -> float:
     return float(torch.exp(-(p * p.log()).sum()))
 
 
+# the limits a run uses unless its eval config says otherwise: one source, the config's defaults
+DEFAULT_STD_FRACTION = EvalConfig.model_fields["collapse_std_fraction"].default
+DEFAULT_RANK_FRACTION = EvalConfig.model_fields["collapse_rank_fraction"].default
 # every input on one line gives rank 1 whatever D is; a second direction of any weight lifts it towards 2
 LINE_RANK = 1.5
 
@@ -69,7 +74,8 @@ class CollapseReport:
                 "effective_rank_fraction": self.effective_rank / self.dim, "collapsed": float(self.collapsed)}
 
 
-def collapse_report(feats: torch.Tensor, std_fraction: float = 0.001, rank_fraction: float = 0.02) -> CollapseReport:
+def collapse_report(feats: torch.Tensor, std_fraction: float = DEFAULT_STD_FRACTION,
+                    rank_fraction: float = DEFAULT_RANK_FRACTION) -> CollapseReport:
     """Measure `feats` [N, D] and judge collapse: std below `std_fraction / sqrt(D)` (all inputs near one point)
     or effective rank below `rank_fraction · min(N, D)`, and always below 1.5 (all inputs on a line or a few
     directions)."""
