@@ -1,8 +1,9 @@
 """Which recipe levers move kNN above the random-init encoder: one plain training loop per variant, one table.
 
 Every variant is the same recipe with a few dotted overrides, trained in this process (no Ray, no DeepSpeed: the
-project's own method, modality augmentations and kNN probe, AdamW with the Trainer's own schedules from
-engine/schedules.py, and `on_step_end` after each step, so an EMA teacher follows as in a real run) for
+project's own method, modality augmentations and kNN probe; the Trainer's AdamW (its parameter groups, betas and
+gradient clip) and its schedules from engine/schedules.py; `on_step_end` after each step, so an EMA teacher follows
+as in a real run) for
 the same steps and seed; kNN top-1 on the val split is measured at random init and every `--eval-every` steps.
 A quick way to find why a method learns less per sample before spending a sweep on it:
 
@@ -25,6 +26,7 @@ import torch
 from distributed_ssl.cli import main as dssl
 from distributed_ssl.config import load_config
 from distributed_ssl.data.shard_reader import read_columns
+from distributed_ssl.engine.param_groups import param_groups
 from distributed_ssl.engine.schedules import LR, WEIGHT_DECAY, build_schedules, values_at
 from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import load_labeled
@@ -51,7 +53,8 @@ def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch:
     n = len(next(iter(records.values())))
     splits = load_labeled(data, cfg)
     method = build_method(cfg)
-    opt = torch.optim.AdamW(method.parameters(), lr=cfg.optim.lr, weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.AdamW(param_groups(method.trainable_module(), cfg.optim.weight_decay), lr=cfg.optim.lr,
+                            betas=cfg.optim.betas)
     schedules = build_schedules(cfg, method.schedules, steps)  # the Trainer's own per-step arrays
 
     def knn() -> float:
@@ -75,13 +78,15 @@ def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch:
         values = values_at(schedules, step)
         for group in opt.param_groups:
             group["lr"] = values[LR]
-            if WEIGHT_DECAY in values:
+            if WEIGHT_DECAY in values and group["decays"]:
                 group["weight_decay"] = values[WEIGHT_DECAY]
         for name in method.schedules:
             method.apply_schedule(name, values[name])
         loss = method(inputs)["loss"]
         opt.zero_grad()
         loss.backward()
+        if cfg.optim.grad_clip > 0:  # DeepSpeed's gradient_clipping in a run
+            torch.nn.utils.clip_grad_norm_(method.trainable_module().parameters(), cfg.optim.grad_clip)
         opt.step()
         method.on_step_end(step + 1)  # finished steps, from 1: an EMA teacher follows as in the Trainer
         if (step + 1) % eval_every == 0 or step + 1 == steps:
