@@ -126,6 +126,10 @@ class DINOConfig(ProjectionKeys, EMAKeys, GatherKeys):
                                       "teacher_temp.")
     teacher_temp_warmup_fraction: float = Field(0.3, ge=0, le=1, description="Fraction of the optimizer steps over "
                                                 "which the teacher temperature warms up.")
+    freeze_prototypes_fraction: float = Field(0.0, ge=0, lt=1, description="Fraction of the optimizer steps at "
+                                              "the start during which the head's prototypes get no gradient "
+                                              "(DINO's freeze_last_layer): the rest of the network settles first, "
+                                              "so the prototypes do not chase a moving random embedding.")
     student_temp: float = Field(0.1, gt=0, description="Student softmax temperature.")
     center_momentum: float = Field(0.9, ge=0, lt=1, description="EMA momentum of the teacher-output centre (the "
                                    "batch mean over every rank), which is subtracted to avoid collapse.")

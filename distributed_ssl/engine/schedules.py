@@ -2,10 +2,11 @@
 
 `lr` is the optimizer's (linear warm-up, cosine decay), `weight_decay` its decay when `optim.weight_decay_final` is
 set (a cosine ramp, applied to the groups that decay); a method asks for more by name in `Method.schedules`:
-`ema_momentum` (the EMA teacher's momentum, a cosine rise, BYOL/DINO/JEPA) and `teacher_temp` (DINO's teacher
-temperature, a linear warm-up then constant). The Trainer sets the value of step `global_step` (0-based: the step
-being computed) before each micro-batch, through `Method.apply_schedule`; there is no other step counter, so a
-resumed run continues every schedule at its restored `global_step`.
+`ema_momentum` (the EMA teacher's momentum, a cosine rise, BYOL/DINO/JEPA), `teacher_temp` (DINO's teacher
+temperature, a linear warm-up then constant) and `prototypes_frozen` (DINO: 1 while its prototypes are frozen, then
+0). The Trainer sets the value of step `global_step` (0-based: the step being computed) before each micro-batch,
+through `Method.apply_schedule`; there is no other step counter, so a resumed run continues every schedule at its
+restored `global_step`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,11 @@ def _method_schedule(name: str, m: Any, total_steps: int) -> np.ndarray:
     if name == "teacher_temp":
         return teacher_temp_schedule(total_steps, m.teacher_temp_start, m.teacher_temp,
                                      int(m.teacher_temp_warmup_fraction * total_steps))
-    raise ValueError(f"unknown schedule {name!r} (known: ema_momentum, teacher_temp)")
+    if name == "prototypes_frozen":
+        frozen = np.zeros(total_steps)
+        frozen[:int(m.freeze_prototypes_fraction * total_steps)] = 1.0
+        return frozen
+    raise ValueError(f"unknown schedule {name!r} (known: ema_momentum, teacher_temp, prototypes_frozen)")
 
 
 def build_schedules(cfg: SSLConfig, names: tuple[str, ...], total_steps: int) -> dict[str, np.ndarray]:

@@ -23,10 +23,11 @@ class DINO(EMATeacherMethod):
     Built from its config: the head is `proj_hidden_dim` wide with a `proj_dim` bottleneck and `dino_out_dim`
     prototypes; the counts and sizes of the multi-crop views are `num_global_views`, `num_local_views`, ...
     The teacher temperature follows the engine's `teacher_temp` schedule (a warm-up from `teacher_temp_start` to
-    `teacher_temp`), set through `apply_schedule`; `teacher_temp_start` until then."""
+    `teacher_temp`), set through `apply_schedule`; `teacher_temp_start` until then. The `prototypes_frozen`
+    schedule holds the head's prototypes still for the first `freeze_prototypes_fraction` of the steps."""
 
     views = ViewSpec(num_views=2, augment="strong", mask=False, num_local_views=4)  # defaults; see view_spec
-    schedules = ("ema_momentum", "teacher_temp")
+    schedules = ("ema_momentum", "teacher_temp", "prototypes_frozen")
 
     def __init__(self, encoder: nn.Module, cfg: DINOConfig):
         super().__init__(cfg.momentum_base, cfg.momentum_final)
@@ -55,6 +56,8 @@ class DINO(EMATeacherMethod):
     def apply_schedule(self, name: str, value: float) -> None:
         if name == "teacher_temp":
             self.teacher_temp = float(value)
+        elif name == "prototypes_frozen":
+            self.head.prototypes_frozen = value > 0.5
         else:
             super().apply_schedule(name, value)
 

@@ -25,7 +25,10 @@ class DINOHead(nn.Module):
         self.prototypes = nn.Parameter(torch.empty(out_dim, bottleneck_dim))
         init_weights(self)
         nn.init.trunc_normal_(self.prototypes, std=0.02)
+        self.prototypes_frozen = False  # set per step by DINO's `prototypes_frozen` schedule
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.normalize(self.mlp(x), dim=-1)
-        return F.linear(x, F.normalize(self.prototypes, dim=-1))
+        # frozen: detached, so no gradient reaches the prototypes; the optimizer and DeepSpeed need no change
+        prototypes = self.prototypes.detach() if self.prototypes_frozen else self.prototypes
+        return F.linear(x, F.normalize(prototypes, dim=-1))
