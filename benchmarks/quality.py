@@ -130,6 +130,28 @@ def plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def gathered_rows(paths: list[str]) -> list[dict]:
+    """The rows of earlier runs' quality.json files; JSON keeps a (mean, std) pair as a list."""
+    return [{k: tuple(v) if isinstance(v, list) and k in MEASURES else v for k, v in row.items()}
+            for f in paths for row in json.loads(Path(f).read_text())]
+
+
+def trained_rows(args: argparse.Namespace, out: Path) -> list[dict]:
+    """Train every recipe of --modalities × --methods for every seed; one row per recipe, printed as it ends."""
+    sets = dict(item.split("=", 1) for item in args.sets.split(",") if item)
+    rows = []
+    for modality in args.modalities.split(","):
+        data = sample_data(out, modality, sets)
+        for method in args.methods.split(","):
+            recipe = RECIPES / f"{modality}_{method}.yaml"
+            if not recipe.exists():
+                raise SystemExit(f"no recipe {recipe} (--modalities/--methods)")
+            runs = [measure(recipe, data, out, args.steps, seed, args.overrides) for seed in range(args.seeds)]
+            rows.append(over_seeds(runs))
+            print(markdown(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/bench_quality")
@@ -148,34 +170,19 @@ def main() -> None:
                    "the README's (--plot benchmarks/results/quality_vs_time.png)")
     args = p.parse_args()
     out = Path(args.out).resolve()
-    plot_path = Path(args.plot) if args.plot else out / "quality_vs_time.png"
     if args.from_json:
-        # JSON keeps a (mean, std) pair as a list
-        rows = [{k: tuple(v) if isinstance(v, list) and k in MEASURES else v for k, v in row.items()}
-                for f in args.from_json for row in json.loads(Path(f).read_text())]
-        print(markdown(rows))
-        plot(rows, plot_path)
-        if args.readme:
-            replace_readme_block(Path(args.readme), markdown(rows))
-        return
-    sets = dict(item.split("=", 1) for item in args.sets.split(",") if item)
-    rows = []
-    for modality in args.modalities.split(","):
-        data = sample_data(out, modality, sets)
-        for method in args.methods.split(","):
-            recipe = RECIPES / f"{modality}_{method}.yaml"
-            if not recipe.exists():
-                raise SystemExit(f"no recipe {recipe} (--modalities/--methods)")
-            runs = [measure(recipe, data, out, args.steps, seed, args.overrides) for seed in range(args.seeds)]
-            rows.append(over_seeds(runs))
-            print(markdown(rows[-1:]).splitlines()[-1], flush=True)
-    table = markdown(rows)
-    print(f"\n{args.steps} optimizer steps per recipe, {args.seeds} seeds (mean ± std), 2 Ray Train workers "
-          "unless the recipe says otherwise\n")
-    print(table)
-    (out / "quality.md").write_text(table + "\n")
-    (out / "quality.json").write_text(json.dumps(rows, indent=2))
-    plot(rows, plot_path)
+        rows = gathered_rows(args.from_json)
+        table = markdown(rows)
+        print(table)
+    else:
+        rows = trained_rows(args, out)
+        table = markdown(rows)
+        print(f"\n{args.steps} optimizer steps per recipe, {args.seeds} seeds (mean ± std), 2 Ray Train workers "
+              "unless the recipe says otherwise\n")
+        print(table)
+        (out / "quality.md").write_text(table + "\n")
+        (out / "quality.json").write_text(json.dumps(rows, indent=2))
+    plot(rows, Path(args.plot) if args.plot else out / "quality_vs_time.png")
     if args.readme:
         replace_readme_block(Path(args.readme), table)
 
