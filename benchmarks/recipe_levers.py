@@ -60,7 +60,7 @@ def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch:
     def knn() -> float:
         method.eval()
         with torch.no_grad():
-            value = knn_probe(method.encoder.embed, splits, cfg.eval)
+            value = knn_probe(method.embed, splits, cfg.eval)
         method.train()
         return value
 

@@ -24,7 +24,8 @@ def test_jepa_trains_and_reports_probes_and_collapse_metrics(ray_cluster, digits
     run_dir = tmp_path / "jepa"
     cfg = load_config(RECIPES / "image_jepa.yaml",
                       tiny_overrides(digits, run_dir, **{"train.max_steps": 26, "train.epochs": 2,
-                                                         "optim.lr": 2e-3, "optim.warmup_fraction": 0.0}))
+                                                         "optim.lr": 2e-3, "optim.warmup_fraction": 0.0,
+                                                         "method.output_encoder": "teacher"}))
     summary = run_training(cfg)
     on_disk = json.loads((run_dir / "summary.json").read_text())
     assert on_disk["method"] == "jepa" and on_disk["steps"] == 26
@@ -41,8 +42,10 @@ def test_jepa_trains_and_reports_probes_and_collapse_metrics(ray_cluster, digits
         assert len(client.get_metric_history(run_id, name)) == 2, name
     assert {"context_fraction", "target_fraction", "momentum"} <= set(client.get_run(run_id).data.metrics)
 
-    # dssl eval reports the same probes of the saved encoder.
+    # dssl eval reports the same probes of the saved encoder: encoder.pt holds the encoder the run probed, JEPA's
+    # EMA target encoder (method.output_encoder=teacher, as image_jepa_photos.yaml has it).
     assert main(["eval", str(run_dir), "--data", str(digits), "--out", str(tmp_path / "eval.json")]) == 0
     result = json.loads((tmp_path / "eval.json").read_text())
+    assert abs(result["knn_top1"] - on_disk["knn_top1"]) < 0.01, (result["knn_top1"], on_disk["knn_top1"])
     assert abs(result["linear_top1"] - on_disk["linear_top1"]) < 0.02
     assert abs(result["effective_rank"] - on_disk["effective_rank"]) < 0.5

@@ -327,7 +327,7 @@ class Trainer:
     def _finish(self) -> FinalReport:
         """The encoder saved and logged (rank 0), run-level timing over ranks, the final report with a checkpoint."""
         s = self.state
-        encoder_state = full_state(self.engine.module.encoder)  # every rank: ZeRO-3 gathers
+        encoder_state = full_state(self.engine.module.delivered_encoder())  # every rank: ZeRO-3 gathers
         timing = all_reduce_mean({"sps": self.samples_seen / max(self.train_time, 1e-9),
                                   "input_wait_fraction": self.meter.run_fraction(),
                                   "eval_seconds": self.meter.eval_seconds,

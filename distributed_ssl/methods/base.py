@@ -70,7 +70,12 @@ class Method(nn.Module):
         raise NotImplementedError
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The representation of the delivered encoder (`delivered_encoder`)."""
         return self.encoder.embed(x)
+
+    def delivered_encoder(self) -> nn.Module:
+        """The encoder whose weights the run delivers (probes, encoder.pt, export): the trained one by default."""
+        return self.encoder
 
     def trainable_module(self) -> nn.Module:
         """What the optimizer and DeepSpeed wrap (a method with an EMA target excludes the target)."""

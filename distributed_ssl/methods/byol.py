@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 
@@ -26,8 +28,9 @@ class BYOL(EMATeacherMethod):
     views = ViewSpec(num_views=2, augment="strong", mask=False)
 
     def __init__(self, encoder: nn.Module, dim: int, proj_hidden_dim: int, proj_dim: int, predictor_hidden_dim: int,
-                 momentum_base: float = 0.996, momentum_final: float = 1.0, num_views: int = 2):
-        super().__init__(momentum_base, momentum_final)
+                 momentum_base: float = 0.996, momentum_final: float = 1.0, num_views: int = 2,
+                 output_encoder: Literal["student", "teacher"] = "student"):
+        super().__init__(momentum_base, momentum_final, output_encoder)
         self.num_views = num_views
         self.encoder = encoder
         self.projector = ProjectionHead(dim, proj_hidden_dim, proj_dim)
@@ -38,7 +41,7 @@ class BYOL(EMATeacherMethod):
     @classmethod
     def from_config(cls, encoder: nn.Module, cfg: BYOLConfig) -> BYOL:
         return cls(encoder, encoder.dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.predictor_hidden_dim,
-                   cfg.momentum_base, cfg.momentum_final)
+                   cfg.momentum_base, cfg.momentum_final, output_encoder=cfg.output_encoder)
 
     def student_network(self) -> nn.Module:
         return EncoderWithHead(self.encoder, self.projector)

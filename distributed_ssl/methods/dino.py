@@ -30,7 +30,7 @@ class DINO(EMATeacherMethod):
     schedules = ("ema_momentum", "teacher_temp", "prototypes_frozen")
 
     def __init__(self, encoder: nn.Module, cfg: DINOConfig):
-        super().__init__(cfg.momentum_base, cfg.momentum_final)
+        super().__init__(cfg.momentum_base, cfg.momentum_final, cfg.output_encoder)
         self.num_global_views = cfg.num_global_views
         self.num_local_views = cfg.num_local_views
         self.teacher_temp = float(cfg.teacher_temp_start)

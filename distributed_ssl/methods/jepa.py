@@ -42,8 +42,8 @@ class JEPA(EMATeacherMethod):
 
     def __init__(self, encoder: nn.Module, predictor_dim: int, predictor_depth: int, predictor_heads: int,
                  loss: Literal["smooth_l1", "mse"] = "smooth_l1", momentum_base: float = 0.996,
-                 momentum_final: float = 1.0):
-        super().__init__(momentum_base, momentum_final)
+                 momentum_final: float = 1.0, output_encoder: Literal["student", "teacher"] = "student"):
+        super().__init__(momentum_base, momentum_final, output_encoder)
         self.encoder = encoder
         self.predictor = JEPAPredictor(encoder.dim, predictor_dim, predictor_depth, predictor_heads,
                                        encoder.decoder_position_embedding(predictor_dim))
@@ -55,7 +55,7 @@ class JEPA(EMATeacherMethod):
     @classmethod
     def from_config(cls, encoder: nn.Module, cfg: JEPAConfig) -> JEPA:
         return cls(encoder, cfg.predictor_dim, cfg.predictor_depth, cfg.predictor_heads, cfg.jepa_loss,
-                   cfg.momentum_base, cfg.momentum_final)
+                   cfg.momentum_base, cfg.momentum_final, cfg.output_encoder)
 
     def student_network(self) -> nn.Module:
         return self.encoder
