@@ -4,7 +4,9 @@ Every variant is the same recipe with a few dotted overrides, trained in this pr
 project's own method, modality augmentations and kNN probe; the Trainer's AdamW (its parameter groups, betas and
 gradient clip) and its schedules from engine/schedules.py; `on_step_end` after each step, so an EMA teacher follows
 as in a real run) for
-the same steps and seed; kNN top-1 on the val split is measured at random init and every `--eval-every` steps.
+the same steps and seed; kNN top-1 on the val split of the encoder the run would deliver (`method.embed`: the
+student, or the EMA teacher under `method.output_encoder=teacher`) is measured at random init and every
+`--eval-every` steps.
 A quick way to find why a method learns less per sample before spending a sweep on it:
 
     python benchmarks/recipe_levers.py [--data runs/bench_levers/photos] [--steps 200] \\

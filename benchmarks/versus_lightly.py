@@ -138,10 +138,10 @@ class ProjectionHead(nn.Module):
         return self.layers(x)
 
 
-def run_peer(data: Path, budgets: list[int]) -> dict[int, float]:
+def run_peer(data: Path, budgets: list[int], seed: int) -> dict[int, float]:
     """kNN of the peer's encoder at each budget of training wall-clock (the probes pause the clock)."""
     started = time.perf_counter()
-    torch.manual_seed(0)
+    torch.manual_seed(seed)  # the encoder's init and the order of the batches; its views draw fresh entropy
     cfg = load_config(RECIPE, [f"data.train={data / 'train'}", f"data.eval={data}", *MODEL])
     splits = load_labeled(str(data), cfg)
     encoder = build_encoder_for(cfg)
@@ -196,13 +196,13 @@ def logged_knn(run_dir: Path) -> list[tuple[float, float]]:
     return sorted((m.timestamp / 1000, m.value) for m in history)
 
 
-def run_dssl(data: Path, work: Path, budgets: list[int], probe_every: int) -> dict[int, float]:
+def run_dssl(data: Path, work: Path, budgets: list[int], probe_every: int, seed: int) -> dict[int, float]:
     """kNN of `dssl train` at each budget: the last probe it logged before the budget."""
     run_dir = work / "dssl_run"
     command = [sys.executable, "-m", "distributed_ssl.cli", "train", str(RECIPE), f"data.train={data / 'train'}",
                f"data.eval={data}", f"run.dir={run_dir}", *MODEL, "train.batch_size=64", "scaling.num_workers=2",
                "train.epochs=10000", f"train.eval_every_epochs={probe_every}", "tracking.log_model=false",
-               "train.checkpoint_every=100000", "optim.warmup_fraction=0", f"optim.min_lr={PEER_LR}", "--overwrite"]
+               "train.checkpoint_every=100000", "optim.warmup_fraction=0", f"optim.min_lr={PEER_LR}", f"train.seed={seed}", "--overwrite"]
     started = time.time()
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)
@@ -225,6 +225,7 @@ def main() -> None:
     parser.add_argument("--budgets", default="300,600,900", help="wall-clock seconds at which kNN is compared")
     parser.add_argument("--probe-every", type=int, default=2, help="dssl's epochs between probes (11 steps each)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.mkdtemp(prefix="dssl-vs-lightly-")))
+    parser.add_argument("--seed", type=int, default=0, help="train.seed of dssl and the peer's torch seed")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "versus_lightly_cpu.md")
     args = parser.parse_args()
     budgets = sorted(int(b) for b in args.budgets.split(","))
@@ -233,10 +234,10 @@ def main() -> None:
     if not (data / "train" / "manifest.json").exists() and dssl(["data", "sample", "image", str(data), "--set",
                                                                   "photos"]) != 0:
         raise SystemExit(f"could not write the photo-region set to {data}")
-    ours = run_dssl(data, args.work, budgets, args.probe_every)
-    peer = run_peer(data, budgets)
+    ours = run_dssl(data, args.work, budgets, args.probe_every, args.seed)
+    peer = run_peer(data, budgets, args.seed)
     lines = ["SimCLR, photo-region set, ViT patch 4 / 192 / depth 4 / 3 heads, batch 128, AdamW 1e-3, this machine "
-             f"({os.cpu_count()} cores); kNN top-1 (k 20) on val",
+             f"({os.cpu_count()} cores), seed {args.seed}; kNN top-1 (k 20) on val",
              "", "| wall-clock s | lightly recipe, plain loop | dssl train | dssl / lightly |", "|---|---|---|---|"]
     for b in budgets:
         lines.append(f"| {b} | {peer[b]:.3f} | {ours[b]:.3f} | {ours[b] / peer[b]:.2f}x |")
