@@ -3,10 +3,9 @@
 Every variant is the same recipe with a few dotted overrides, trained in this process (no Ray, no DeepSpeed: the
 project's own method, modality augmentations and kNN probe; the Trainer's AdamW (its parameter groups, betas and
 gradient clip) and its schedules from engine/schedules.py; `on_step_end` after each step, so an EMA teacher follows
-as in a real run) for
-the same steps and seed; kNN top-1 on the val split of the encoder the run would deliver (`method.embed`: the
-student, or the EMA teacher under `method.output_encoder=teacher`) is measured at random init and every
-`--eval-every` steps.
+as in a real run) for the same steps and seed; kNN top-1 on the val split of the encoder the run would deliver
+(`method.embed`: the student, or the EMA teacher under `method.output_encoder=teacher`) is measured at random init
+and every `--eval-every` steps.
 A quick way to find why a method learns less per sample before spending a sweep on it:
 
     python benchmarks/recipe_levers.py [--data runs/bench_levers/photos] [--steps 200] \\
@@ -29,7 +28,7 @@ from distributed_ssl.cli import main as dssl
 from distributed_ssl.config import load_config
 from distributed_ssl.data.shard_reader import read_columns
 from distributed_ssl.engine.param_groups import param_groups
-from distributed_ssl.engine.schedules import LR, WEIGHT_DECAY, build_schedules, values_at
+from distributed_ssl.engine.schedules import apply_values, build_schedules, values_at
 from distributed_ssl.evaluation.knn_probe import knn_probe
 from distributed_ssl.evaluation.labeled_set import load_labeled
 from distributed_ssl.evaluation.raw_features import raw_feature_knn
@@ -77,13 +76,7 @@ def run_variant(recipe: str, data: str, overrides: list[str], steps: int, batch:
         pos += batch
         views = make_views_batch({c: v[idx] for c, v in records.items()}, modality, spec, seed=seed * 100_000 + step)
         inputs = {k: torch.from_numpy(v) for k, v in views.items() if k != "label"}
-        values = values_at(schedules, step)
-        for group in opt.param_groups:
-            group["lr"] = values[LR]
-            if WEIGHT_DECAY in values and group["decays"]:
-                group["weight_decay"] = values[WEIGHT_DECAY]
-        for name in method.schedules:
-            method.apply_schedule(name, values[name])
+        apply_values(values_at(schedules, step), opt, method)  # as the Trainer steps
         loss = method(inputs)["loss"]
         opt.zero_grad()
         loss.backward()

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from distributed_ssl.config.schema import SSLConfig
 from distributed_ssl.util.schedules import cosine_ramp, momentum_schedule, warmup_constant, warmup_cosine
@@ -55,3 +56,22 @@ def build_schedules(cfg: SSLConfig, names: tuple[str, ...], total_steps: int) ->
 def values_at(schedules: dict[str, np.ndarray], step: int) -> dict[str, float]:
     """Every schedule's value at optimizer step `step` (0-based; the last value past the end)."""
     return {name: float(values[min(max(step, 0), len(values) - 1)]) for name, values in schedules.items()}
+
+
+def set_weight_decay(optimizer: torch.optim.Optimizer, value: float) -> None:
+    """`value` on the groups that decay (param_groups' `decays`), 0 on biases, norms and tokens."""
+    for group in optimizer.param_groups:
+        group["weight_decay"] = value if group["decays"] else 0.0
+
+
+def apply_values(values: dict[str, float], optimizer: torch.optim.Optimizer, method: Any) -> None:
+    """One optimizer step's values (`values_at`): lr to every group, weight decay to the groups that decay, the
+    rest to the method (`apply_schedule`). The Trainer and benchmarks/recipe_levers.py's loop both step this way."""
+    for name, value in values.items():
+        if name == LR:
+            for group in optimizer.param_groups:
+                group["lr"] = value
+        elif name == WEIGHT_DECAY:
+            set_weight_decay(optimizer, value)
+        else:
+            method.apply_schedule(name, value)

@@ -34,7 +34,7 @@ from distributed_ssl.engine.progress import EvalProgress, NoteProgress, Progress
 from distributed_ssl.engine.reporter import Batch, Reporter
 from distributed_ssl.engine.reports import EpochEndReport, FinalReport, Report, StepReport
 from distributed_ssl.engine.run_artifacts import log_preview, save_encoder
-from distributed_ssl.engine.schedules import LR, WEIGHT_DECAY, build_schedules, values_at
+from distributed_ssl.engine.schedules import LR, apply_values, build_schedules, set_weight_decay, values_at
 from distributed_ssl.engine.warm_start import load_encoder_weights
 from distributed_ssl.engine.zero_gather import full_state, install_gather
 from distributed_ssl.evaluation.probe_suite import ProbeResult, on_rank0, probe_encoder
@@ -151,7 +151,7 @@ class Trainer:
         for group, decay in zip(self.optimizer.param_groups, decays, strict=True):
             group["decays"] = decay  # the loaded groups may come from a checkpoint written before the key existed
         # The restored optimizer state carries the saved weight decay; this run's value wins (PBT may change it).
-        self._set_weight_decay(self.cfg.optim.weight_decay)
+        set_weight_decay(self.optimizer, self.cfg.optim.weight_decay)
         self.resumed = True
         if self.rank == 0:
             log.info("resumed from step %d (epoch %d)", self.state.global_step, self.state.epoch)
@@ -228,20 +228,9 @@ class Trainer:
 
     def _apply_schedules(self, step: int) -> None:
         """Every schedule's value for optimizer step `step` (0-based): lr to the optimizer, the rest to the method."""
-        for name, value in values_at(self.schedules, min(step, self.total_steps - 1)).items():
-            if name == LR:
-                self._lr = value
-                for group in self.optimizer.param_groups:
-                    group["lr"] = value
-            elif name == WEIGHT_DECAY:
-                self._set_weight_decay(value)
-            else:
-                self.method.apply_schedule(name, value)
-
-    def _set_weight_decay(self, value: float) -> None:
-        """`value` on the groups that decay (param_groups' `decays`), 0 on biases, norms and tokens."""
-        for group in self.optimizer.param_groups:
-            group["weight_decay"] = value if group["decays"] else 0.0
+        values = values_at(self.schedules, min(step, self.total_steps - 1))
+        self._lr = values[LR]
+        apply_values(values, self.optimizer, self.method)
 
     def _maybe_preview(self, batch: Batch) -> None:
         """Once per run, on the first batch (a resumed run showed its own already)."""
