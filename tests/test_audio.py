@@ -157,8 +157,29 @@ def test_audio_views_match_the_encoder(tmp_path, augment, mask):
     if mask:
         assert views["mask"].shape == (4, modality.num_patches()) == (4, 28)
     encoder = build_method(cfg).encoder
-    assert encoder.embed(torch.from_numpy(views["view_0"])).shape == (4, encoder.dim)
+    assert encoder.embed(torch.from_numpy(views["view_0"])).shape == (4, encoder.dim) == (4, encoder.embed_dim)
     assert modality.eval_inputs(raw).shape == (4, 1, 32, 56)
+
+
+@pytest.mark.parametrize("pooling", ["bands", "mean"])
+def test_embedding_keeps_frequency_bands_apart(pooling):
+    """`bands`: one time-mean per band of patches, concatenated, for full clips and shorter (local) segments alike;
+    `mean`: one mean over every patch."""
+    cfg = load_config(None, AUDIO + [f"modality.pooling={pooling}", "method.name=dino"])
+    encoder = build_method(cfg).encoder.eval()
+    bands, width = 32 // 8, encoder.dim
+    for frames in (56, 24):  # a 1 s view (7 patches in time) and a local segment (3)
+        x = torch.randn(3, 1, 32, frames)
+        with torch.no_grad():
+            tokens, embedding = encoder(x)[:, 1:], encoder.embed(x)
+        if pooling == "mean":
+            assert encoder.embed_dim == width
+            torch.testing.assert_close(embedding, tokens.mean(dim=1))
+        else:
+            assert encoder.embed_dim == bands * width
+            per_band = tokens.reshape(3, bands, frames // 8, width).mean(dim=2)  # grid rows are frequency bands
+            torch.testing.assert_close(embedding, per_band.flatten(1))
+            torch.testing.assert_close(embedding[:, width:2 * width], tokens[:, frames // 8:2 * (frames // 8)].mean(1))
 
 
 def test_undecodable_audio_names_the_record(tmp_path):

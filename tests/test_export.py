@@ -23,8 +23,10 @@ from tests.small_sample_sets import write_small_sample_sets
 MODALITIES = ["image", "audio", "lidar"]
 FORMATS = ["onnx", "safetensors", "torchscript"]
 DEBUG_ENCODER = {"image": "vit_debug", "audio": "vit_debug", "lidar": "point_debug"}
-EMBEDDING_DIM = 32  # vit_debug and point_debug
 INPUT_SHAPE = {"image": [3, 32, 32], "audio": [1, 32, 60], "lidar": [32, 17, 4]}
+# vit_debug and point_debug are 32 wide; the audio run keeps its 8 frequency bands of patch 4 apart
+# (modality.pooling=bands), so its embedding is 8 band means wide
+EMBEDDING_DIM = {"image": 32, "audio": 8 * 32, "lidar": 32}
 
 
 def make_run_dir(run_dir: Path, modality: str, data: str, with_eval: bool = True) -> Path:
@@ -32,7 +34,7 @@ def make_run_dir(run_dir: Path, modality: str, data: str, with_eval: bool = True
     run_dir.mkdir(parents=True)
     cfg = load_config(None, [f"modality.name={modality}", f"model.encoder={DEBUG_ENCODER[modality]}",
                              f"data.train={data}/train", f"data.eval={data if with_eval else run_dir / 'no-eval'}",
-                             f"run.dir={run_dir}"])
+                             f"run.dir={run_dir}", *(["modality.pooling=bands"] if modality == "audio" else [])])
     save_config(cfg, run_dir / "config.yaml")
     torch.manual_seed(MODALITIES.index(modality))
     torch.save(build_encoder_for(cfg).state_dict(), run_dir / "encoder.pt")
@@ -86,11 +88,11 @@ def test_export_round_trip(modality, fmt, runs, tmp_path, capsys):
         in printed
     inputs, expected = torch_reference(runs[modality])
     got = run_exported(fmt, out, inputs)
-    assert got.shape == (5, EMBEDDING_DIM)
+    assert got.shape == (5, EMBEDDING_DIM[modality])
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
     arch = json.loads(Path(f"{out}.json").read_text())
     assert arch["encoder"] == DEBUG_ENCODER[modality] and arch["modality"] == modality
-    assert arch["input_shape"] == ["batch", *INPUT_SHAPE[modality]] and arch["output_shape"] == ["batch", 32]
+    assert arch["input_shape"] == ["batch", *INPUT_SHAPE[modality]] and arch["output_shape"] == ["batch", EMBEDDING_DIM[modality]]
     assert arch["flavour"] == {"dim": 32, "depth": 1, "heads": 2}
     assert arch["config"]["modality"]["name"] == modality and arch["export_format"] == fmt
 
@@ -174,7 +176,7 @@ def test_mlflow_model_predicts_the_torch_embeddings(runs, tmp_path):
             model = mlflow.pyfunc.load_model(model_uri)
         signature = model.metadata.signature
         assert signature.inputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, *INPUT_SHAPE[modality])
-        assert signature.outputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, EMBEDDING_DIM)
+        assert signature.outputs.to_dict()[0]["tensor-spec"]["shape"] == (-1, EMBEDDING_DIM[modality])
         got = model.predict(inputs.numpy())  # 5 records: the batch axis is not fixed to the example's 2
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
         assert encoder.training  # the caller's module is untouched (a copy was exported)

@@ -238,6 +238,29 @@ def test_lidar_views_match_the_encoder(augment, mask):
     assert modality.eval_inputs(raw).shape == (3, 16, 9, 4)
 
 
+def test_height_bands_pool_patches_by_the_height_of_their_centre():
+    """`modality.pooling=height_bands`: the patches ranked by centre height, quartered, one mean per quarter (lowest
+    first); the embedding does not depend on the order the patches come in, and too few patches are refused."""
+    cfg = load_config(None, LIDAR + ["modality.pooling=height_bands", "method.name=dino"])
+    modality = build_modality(cfg)
+    tokens = modality.eval_inputs(modality.decode(_records()))  # [3, 16, 9, 4]
+    encoder = build_method(cfg).encoder.eval()
+    width = encoder.dim
+    assert encoder.embed_dim == 4 * width
+    with torch.no_grad():
+        patches, embedding = encoder(tokens)[:, 1:], encoder.embed(tokens)
+        shuffled = encoder.embed(tokens[:, torch.randperm(16, generator=torch.Generator().manual_seed(0))])
+    assert embedding.shape == (3, 4 * width)
+    for b in range(3):
+        lowest_first = tokens[b, :, 0, 2].argsort()
+        for band in range(4):
+            expected = patches[b, lowest_first[4 * band:4 * (band + 1)]].mean(dim=0)
+            torch.testing.assert_close(embedding[b, band * width:(band + 1) * width], expected)
+    torch.testing.assert_close(shuffled, embedding, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="4 height bands need at least as many point patches; this input has 3"):
+        encoder.embed(tokens[:, :3])
+
+
 def test_inconsistent_record_names_the_record():
     records = _records()
     records["num_points"][1] = 401

@@ -133,6 +133,11 @@ class AudioConfig(ModalityKeys):
     n_mels: int = Field(32, ge=4, description="Mel bands (the spectrogram's height).")
     f_min: float = Field(0.0, ge=0, description="Lowest mel filter edge in Hz.")
     f_max: float | None = Field(None, gt=0, description="Highest mel filter edge in Hz; None = Nyquist.")
+    pooling: Literal["mean", "bands"] = Field(
+        "mean", description="How the encoder's patch tokens become one embedding (what heads, probes, export and "
+        "`dssl data embed` read): mean = one mean over all patches; bands = a mean over time per frequency band of "
+        "patches, the bands concatenated (n_mels / patch_size × width values), which keeps where in frequency a "
+        "sound sits, as log-mel band statistics do.")
 
     @model_validator(mode="after")
     def _consistent(self) -> AudioConfig:
@@ -156,6 +161,11 @@ class LidarConfig(ModalityKeys):
     num_groups: int = Field(32, ge=2, description="Patch centres chosen by farthest point sampling.")
     group_size: int = Field(16, ge=2, description="Nearest neighbours per patch.")
     coord_scale: float = Field(10.0, gt=0, description="Metres per model unit, after centring the cloud.")
+    pooling: Literal["mean", "height_bands"] = Field(
+        "mean", description="How the encoder's patch tokens become one embedding (what heads, probes, export and "
+        "`dssl data embed` read): mean = one mean over all patches; height_bands = the patches ranked by the height "
+        "of their centre and cut into 4 equal bands, one mean per band, concatenated (4 × width values), which "
+        "keeps what stands low and what stands high apart, as height statistics do.")
 
     @model_validator(mode="after")
     def _consistent(self) -> LidarConfig:

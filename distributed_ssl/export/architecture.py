@@ -45,7 +45,7 @@ def encoder_architecture(cfg: SSLConfig, encoder: nn.Module, source: str) -> dic
         "input_name": INPUT_NAME,
         "input_shape": ["batch", *model_input_shape(cfg)],
         "output_name": OUTPUT_NAME,
-        "output_shape": ["batch", dims["dim"]],
+        "output_shape": ["batch", int(encoder.embed_dim)],
         "config": {"modality": cfg.modality.model_dump(mode="json"), "model": cfg.model.model_dump(mode="json")},
         "source": source,
     }

@@ -40,7 +40,7 @@ class BYOL(EMATeacherMethod):
 
     @classmethod
     def from_config(cls, encoder: nn.Module, cfg: BYOLConfig) -> BYOL:
-        return cls(encoder, encoder.dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.predictor_hidden_dim,
+        return cls(encoder, encoder.embed_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.predictor_hidden_dim,
                    cfg.momentum_base, cfg.momentum_final, output_encoder=cfg.output_encoder)
 
     def student_network(self) -> nn.Module:

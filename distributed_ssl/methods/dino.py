@@ -35,7 +35,7 @@ class DINO(EMATeacherMethod):
         self.num_local_views = cfg.num_local_views
         self.teacher_temp = float(cfg.teacher_temp_start)
         self.encoder = encoder
-        self.head = DINOHead(encoder.dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.dino_out_dim)
+        self.head = DINOHead(encoder.embed_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.dino_out_dim)
         self.teacher = EMATeacher(self.student_network())
         self.criterion = DINOLoss(cfg.dino_out_dim, cfg.student_temp, cfg.center_momentum, cfg.gather_distributed)
 

@@ -25,7 +25,7 @@ class SimCLR(Method):
 
     @classmethod
     def from_config(cls, encoder: nn.Module, cfg: SimCLRConfig) -> SimCLR:
-        return cls(encoder, encoder.dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.temperature, cfg.gather_distributed)
+        return cls(encoder, encoder.embed_dim, cfg.proj_hidden_dim, cfg.proj_dim, cfg.temperature, cfg.gather_distributed)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         n = batch["view_0"].shape[0]

@@ -120,7 +120,7 @@ class AudioModality:
 
     def encoder_kwargs(self) -> dict[str, Any]:
         return {"input_size": spectrogram_shape(self.config, self.patch_size), "in_channels": 1,
-                "patch_size": self.patch_size}
+                "patch_size": self.patch_size, "pool_rows": self.config.pooling == "bands"}
 
     def preview(self, batch: dict[str, np.ndarray], path: str) -> None:
         """Spectrograms: one row per clip, columns = views (and the first view with hidden patches blank)."""

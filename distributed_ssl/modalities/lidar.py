@@ -23,6 +23,7 @@ from distributed_ssl.modalities.point_tokenizer import tokenize
 from distributed_ssl.modalities.view_spec import ViewSpec
 
 POINT_CHANNELS = 4  # x, y, z, intensity
+HEIGHT_BANDS = 4  # modality.pooling=height_bands: quarters of the patches by centre height
 
 
 @register_modality("lidar")
@@ -102,7 +103,8 @@ class LidarModality:
 
     def encoder_kwargs(self) -> dict[str, Any]:
         return {"num_groups": self.config.num_groups, "group_size": self.config.group_size,
-                "point_channels": POINT_CHANNELS}
+                "point_channels": POINT_CHANNELS,
+                "height_bands": HEIGHT_BANDS if self.config.pooling == "height_bands" else 0}
 
     def preview(self, batch: dict[str, np.ndarray], path: str) -> None:
         """Top-down scatter of each view's patches (one colour per patch; hidden patches grey)."""

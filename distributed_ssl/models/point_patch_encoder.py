@@ -46,9 +46,17 @@ class CentreEmbedding(nn.Module):
 
 
 class PointPatchEncoder(nn.Module):
+    """`height_bands` > 0 keeps heights apart in `embed`: the patches are ranked by their centre's height, cut into
+    that many equal bands (lowest first) and each band's tokens averaged, the means concatenated (embed_dim =
+    height_bands · D). Gravity makes height the one axis with a meaning in every cloud (ground, trunk, crown), which
+    one mean over all patches throws away."""
+
     def __init__(self, num_groups: int, group_size: int, point_channels: int, dim: int, depth: int, heads: int,
-                 mlp_ratio: float = 4.0, hidden: int = 128):
+                 mlp_ratio: float = 4.0, hidden: int = 128, height_bands: int = 0):
         super().__init__()
+        if height_bands < 0 or height_bands > num_groups:
+            raise ValueError(f"height_bands={height_bands} must lie in [0, num_groups={num_groups}]")
+        self.height_bands = height_bands
         self.num_patches = num_groups
         self.group_size = group_size
         self.dim = dim
@@ -59,6 +67,11 @@ class PointPatchEncoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         init_weights(self)
         nn.init.normal_(self.cls_token, std=0.02)
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of `embed`'s output, what projection heads and probes read."""
+        return self.dim * max(1, self.height_bands)
 
     @property
     def patch_dim(self) -> int:
@@ -80,5 +93,15 @@ class PointPatchEncoder(nn.Module):
         return encode_tokens(tokens, mask, self.cls_token, self.blocks, self.norm)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Mean of the patch tokens, through __call__ so ZeRO-3 gathers this module's parameters."""
-        return self(x)[:, 1:].mean(dim=1)
+        """Mean of the patch tokens, or one mean per height band (see the class); through __call__ so ZeRO-3
+        gathers this module's parameters."""
+        tokens = self(x)[:, 1:]
+        if not self.height_bands:
+            return tokens.mean(dim=1)
+        groups = tokens.shape[1]
+        if groups < self.height_bands:
+            raise ValueError(f"{self.height_bands} height bands need at least as many point patches; this input has "
+                             f"{groups} (a local view smaller than that?)")
+        order = x[:, :, 0, 2].argsort(dim=1)  # patches by the height of their centre, lowest first
+        ranked = torch.gather(tokens, 1, order.unsqueeze(-1).expand_as(tokens))
+        return torch.cat([band.mean(dim=1) for band in ranked.tensor_split(self.height_bands, dim=1)], dim=1)

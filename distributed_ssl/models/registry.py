@@ -22,9 +22,9 @@ VIT_FLAVOURS: dict[str, tuple[int, int, int]] = {
 
 def _vit(flavour: str) -> Callable[..., nn.Module]:
     def build(input_size: tuple[int, int], in_channels: int, patch_size: int, dim: int | None = None,
-              depth: int | None = None, heads: int | None = None, **_: Any) -> nn.Module:
+              depth: int | None = None, heads: int | None = None, pool_rows: bool = False, **_: Any) -> nn.Module:
         d, n, h = VIT_FLAVOURS[flavour]
-        return ViTEncoder(input_size, in_channels, patch_size, dim or d, depth or n, heads or h)
+        return ViTEncoder(input_size, in_channels, patch_size, dim or d, depth or n, heads or h, pool_rows=pool_rows)
 
     return build
 
@@ -39,10 +39,10 @@ POINT_FLAVOURS: dict[str, tuple[int, int, int, int]] = {
 
 def _point(flavour: str) -> Callable[..., nn.Module]:
     def build(num_groups: int, group_size: int, point_channels: int, dim: int | None = None,
-              depth: int | None = None, heads: int | None = None, **_: Any) -> nn.Module:
+              depth: int | None = None, heads: int | None = None, height_bands: int = 0, **_: Any) -> nn.Module:
         d, n, h, hidden = POINT_FLAVOURS[flavour]
         return PointPatchEncoder(num_groups, group_size, point_channels, dim or d, depth or n, heads or h,
-                                 hidden=hidden)
+                                 hidden=hidden, height_bands=height_bands)
 
     return build
 

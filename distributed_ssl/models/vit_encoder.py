@@ -17,10 +17,15 @@ from distributed_ssl.models.transformer import (
 
 
 class ViTEncoder(nn.Module):
-    """`forward(x, mask)` → normalised tokens [B, 1 + N_visible, D] (class token first); `embed(x)` → [B, D]."""
+    """`forward(x, mask)` → normalised tokens [B, 1 + N_visible, D] (class token first); `embed(x)` → [B, embed_dim].
+
+    `pool_rows` keeps the grid's rows apart in `embed`: each row's tokens are averaged along the row and the row
+    means are concatenated (embed_dim = rows · D). A spectrogram's rows are frequency bands and its columns time:
+    a word is told by where in frequency its energy sits, which one mean over the whole grid throws away.
+    """
 
     def __init__(self, input_size: tuple[int, int], in_channels: int, patch_size: int, dim: int, depth: int,
-                 heads: int, mlp_ratio: float = 4.0):
+                 heads: int, mlp_ratio: float = 4.0, pool_rows: bool = False):
         super().__init__()
         h, w = input_size
         if h % patch_size or w % patch_size:
@@ -30,6 +35,7 @@ class ViTEncoder(nn.Module):
         self.grid = (h // patch_size, w // patch_size)
         self.num_patches = self.grid[0] * self.grid[1]
         self.dim = dim
+        self.pool_rows = pool_rows
         self.patch_embed = nn.Conv2d(in_channels, dim, kernel_size=patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.register_buffer("pos_embed", sincos_pos_embed_2d(dim, *self.grid).unsqueeze(0), persistent=False)
@@ -41,6 +47,11 @@ class ViTEncoder(nn.Module):
     @property
     def patch_dim(self) -> int:
         return self.patch_size * self.patch_size * self.in_channels
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of `embed`'s output, what projection heads and probes read."""
+        return self.dim * self.grid[0] if self.pool_rows else self.dim
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """[B, C, H, W] → [B, N, p·p·C] pixel patches in row-major grid order (the MAE target)."""
@@ -76,5 +87,10 @@ class ViTEncoder(nn.Module):
         return encode_tokens(tokens, mask, self.cls_token, self.blocks, self.norm)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Global representation: mean of the patch tokens (more robust than the class token for small models)."""
-        return self(x)[:, 1:].mean(dim=1)  # through __call__, so ZeRO-3 gathers this module's own parameters
+        """Global representation: mean of the patch tokens (more robust than the class token for small models), or
+        with `pool_rows` one mean per grid row, concatenated; a shorter input (a local view) keeps every row."""
+        tokens = self(x)[:, 1:]  # through __call__, so ZeRO-3 gathers this module's own parameters
+        if not self.pool_rows:
+            return tokens.mean(dim=1)
+        rows = x.shape[2] // self.patch_size
+        return tokens.reshape(tokens.shape[0], rows, -1, self.dim).mean(dim=2).flatten(1)
