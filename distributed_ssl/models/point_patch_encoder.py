@@ -1,7 +1,7 @@
 """Transformer over point patches (Point-MAE): a mini-PointNet embeds each patch, an MLP of its centre positions it.
 
 Input is the tokenizer's [B, G, 1 + K, C] tensor (row 0: patch centre; rows 1..K: neighbours relative to it).
-Same surface as `ViTEncoder`: `forward(x, mask)` → [B, 1 + G_visible, D], `embed(x)` → [B, D], plus what MAE
+Same surface as `ViTEncoder`: `forward(x, mask)` → [B, 1 + G_visible, D], `embed(x)` → [B, embed_dim], plus what MAE
 asks of an encoder (`patchify`, `patch_dim`, `decoder_position_embedding`, `reconstruction_loss`).
 """
 
