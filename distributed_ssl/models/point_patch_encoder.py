@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from distributed_ssl.losses.chamfer_loss import MaskedChamferLoss
-from distributed_ssl.models.transformer import Block, encode_tokens, init_weights
+from distributed_ssl.models.transformer import Block, band_means, encode_tokens, init_weights
 
 
 class MiniPointNet(nn.Module):
@@ -104,4 +104,4 @@ class PointPatchEncoder(nn.Module):
                              f"{groups} (a local view smaller than that?)")
         order = x[:, :, 0, 2].argsort(dim=1)  # patches by the height of their centre, lowest first
         ranked = torch.gather(tokens, 1, order.unsqueeze(-1).expand_as(tokens))
-        return torch.cat([band.mean(dim=1) for band in ranked.tensor_split(self.height_bands, dim=1)], dim=1)
+        return band_means(ranked, self.height_bands)

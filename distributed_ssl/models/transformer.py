@@ -129,6 +129,12 @@ class MaskTokenTransformer(nn.Module):
         nn.init.normal_(self.mask_token, std=0.02)
 
 
+def band_means(tokens: torch.Tensor, bands: int) -> torch.Tensor:
+    """[B, N, D] tokens in band order → [B, bands · D]: the tokens cut into `bands` consecutive runs (as equal as N
+    allows), each run's mean, concatenated. The pooling of both encoders' band readouts (`embed`)."""
+    return torch.cat([band.mean(dim=1) for band in tokens.tensor_split(bands, dim=1)], dim=1)
+
+
 def num_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -10,6 +10,7 @@ from distributed_ssl.losses.masked_patch_mse_loss import MaskedPatchMSELoss
 from distributed_ssl.models.transformer import (
     Block,
     GridPositionEmbedding,
+    band_means,
     encode_tokens,
     init_weights,
     sincos_pos_embed_2d,
@@ -92,5 +93,4 @@ class ViTEncoder(nn.Module):
         tokens = self(x)[:, 1:]  # through __call__, so ZeRO-3 gathers this module's own parameters
         if not self.pool_rows:
             return tokens.mean(dim=1)
-        rows = x.shape[2] // self.patch_size
-        return tokens.reshape(tokens.shape[0], rows, -1, self.dim).mean(dim=2).flatten(1)
+        return band_means(tokens, x.shape[2] // self.patch_size)  # tokens are row-major: a row is one run
